@@ -1,0 +1,143 @@
+"""The ASGI application: the page at ``/``, the chat at ``/ws``, and small JSON endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from logwarden.chat.addresses import OriginPolicy, TrustedProxies
+from logwarden.chat.server import ChatServer
+from logwarden.clock import Clock, SystemClock
+from logwarden.config import Settings
+from logwarden.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
+from logwarden.store import SqlStore
+from logwarden.vault import Vault, load_key_file
+
+__all__ = ["create_app"]
+
+_SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    """Build the app over an initialised data directory (see ``logwarden init``)."""
+    clock = clock or SystemClock()
+    vault = Vault(load_key_file(settings.keys_dir))
+    store = SqlStore.sqlite(settings.sqlite_path, synchronous=settings.recorder.sqlite_synchronous)
+    session_log: SessionLog = (
+        UnsafeNoLogRecorder()
+        if settings.unsafe_bench_no_log
+        else Recorder(
+            store=store,
+            vault=vault,
+            window=settings.recorder.commit_window_ms / 1000,
+            max_batch=settings.recorder.max_batch,
+        )
+    )
+    chat = ChatServer(
+        settings=settings.chat,
+        retention=settings.retention,
+        session_log=session_log,
+        vault=vault,
+        clock=clock,
+        reported_pairs=store.reported_pairs(),
+    )
+    proxies = TrustedProxies(settings.trusted_proxies)
+    origins = OriginPolicy(settings.allowed_origins)
+    page = _render_page(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        session_log.start(asyncio.get_running_loop())
+        chat.start()
+        try:
+            yield
+        finally:
+            await chat.shutdown()
+            session_log.close()
+            store.close()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.chat = chat
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "connections": chat.connections})
+
+    @app.get("/policy")
+    async def policy() -> JSONResponse:
+        """What is recorded and for how long, for pages and bots alike."""
+        r = settings.retention
+        return JSONResponse(
+            {
+                "recorded": [
+                    "message text",
+                    "message times",
+                    "IP address",
+                    "session times",
+                    "matched interests",
+                    "reports",
+                ],
+                "encrypted": ["message text", "IP address", "matched interests", "report comments"],
+                "retention_days": {
+                    "message_text": r.session_days,
+                    "raw_ip": r.raw_ip_days,
+                    "ip_pseudonym_and_metadata": r.metadata_days,
+                    "reported_sessions": r.reported_days,
+                },
+            }
+        )
+
+    @app.websocket("/ws")
+    async def chat_socket(websocket: WebSocket) -> None:
+        if not origins.allows(websocket.headers.get("origin"), websocket.headers.get("host")):
+            await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
+            return
+        peer = websocket.client.host if websocket.client else "0.0.0.0"
+        address = proxies.client_address(peer, websocket.headers.get("x-forwarded-for"))
+        await websocket.accept()
+        await chat.serve(websocket, address)
+
+    static = resources.files("logwarden.chat") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app
+
+
+def _render_page(settings: Settings) -> str:
+    template = (resources.files("logwarden.chat") / "static" / "index.html").read_text("utf-8")
+    r = settings.retention
+    values = {
+        "session_days": r.session_days,
+        "raw_ip_days": r.raw_ip_days,
+        "metadata_days": r.metadata_days,
+        "reported_days": r.reported_days,
+    }
+    for name, value in values.items():
+        template = template.replace("{{" + name + "}}", html.escape(str(value)))
+    return template

@@ -1,0 +1,482 @@
+"""The chat: connections, pairing, relay through the session log, limits and heartbeats.
+
+One ``ChatServer`` per process. Each connection is a ``Client`` with a state
+(idle → waiting → chatting) and an outbox drained by its own writer task, so a stranger who
+stops reading fills only their own outbox and never stalls the sender. State changes happen
+synchronously, before any ``await``, so two events can never both act on one chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from logwarden.chat.pairing import Match, Matchmaker
+from logwarden.chat.protocol import (
+    PROTOCOL_VERSION,
+    ClientFrame,
+    Join,
+    Limits,
+    Next,
+    Pong,
+    Report,
+    SendMessage,
+    State,
+    Stop,
+    Typing,
+    encode,
+    parse_frame,
+)
+from logwarden.chat.ratelimit import StrikeCounter, TokenBucket
+from logwarden.clock import Clock
+from logwarden.config import ChatSettings, RetentionSettings
+from logwarden.errors import ProtocolError, StoreError
+from logwarden.recorder import SessionLog
+from logwarden.vault import Vault
+
+__all__ = ["ChatServer"]
+
+log = logging.getLogger("logwarden.chat")
+
+CLOSE_POLICY = 1008  # persistent abuse, or a client that stopped reading
+CLOSE_HEARTBEAT = 4000
+CLOSE_SERVICE_RESTART = 1012  # what uvicorn sends every connection when it shuts down
+
+# Errors that a well-behaved client can run into by timing alone (the stranger left while its
+# message was in flight) are no sign of abuse and do not count towards closing it; the frame
+# rate limit still bounds how many of them anyone can provoke.
+_INNOCENT_ERRORS = frozenset(
+    {"not_in_chat", "already_joined", "not_joined", "nothing_to_report", "already_reported",
+     "log_unavailable"}
+)
+
+
+class Client:
+    """One WebSocket connection and what we know about it."""
+
+    def __init__(
+        self,
+        *,
+        websocket: WebSocket,
+        address: str,
+        pseudonym: str,
+        settings: ChatSettings,
+        now: float,
+    ) -> None:
+        self.websocket = websocket
+        self.address = address
+        self.pseudonym = pseudonym
+        self.state = State.IDLE
+        self.session: ChatSession | None = None
+        self.last_session: ChatSession | None = None
+        self.interests: tuple[str, ...] = ()
+        self.last_seen = now
+        self.fallback: asyncio.TimerHandle | None = None
+        self.frames = TokenBucket(
+            rate=settings.frames_per_second, burst=settings.frame_burst, now=now
+        )
+        self.messages = TokenBucket(
+            rate=settings.messages_per_second, burst=settings.message_burst, now=now
+        )
+        self.strikes = StrikeCounter(limit=settings.abuse_error_limit, window=settings.abuse_window)
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.outbound_queue)
+        self.writer: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None  # our side closing the socket
+        self.closing = False
+        self.leave_reason = "disconnected"
+
+    def cancel_fallback(self) -> None:
+        if self.fallback is not None:
+            self.fallback.cancel()
+            self.fallback = None
+
+
+class ChatSession:
+    """Two clients in one chat, slot 0 (who waited longer) and slot 1."""
+
+    def __init__(
+        self, *, first: Client, second: Client, started_at: int, interests: tuple[str, ...]
+    ) -> None:
+        self.id = secrets.token_hex(16)
+        self.clients = (first, second)
+        self.started_at = started_at
+        self.interests = interests
+        self.ended = False
+        self.ended_at_loop = 0.0  # event-loop time, for the report window
+        self.reported_by: set[int] = set()
+        self._seq = 0
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def slot_of(self, client: Client) -> int:
+        return 0 if self.clients[0] is client else 1
+
+    def peer_of(self, client: Client) -> Client:
+        return self.clients[1 - self.slot_of(client)]
+
+
+class ChatServer:
+    def __init__(
+        self,
+        *,
+        settings: ChatSettings,
+        retention: RetentionSettings,
+        session_log: SessionLog,
+        vault: Vault,
+        clock: Clock,
+        reported_pairs: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self._settings = settings
+        self._log = session_log
+        self._vault = vault
+        self._clock = clock
+        self._limits = Limits(
+            max_frame_bytes=settings.max_frame_bytes,
+            max_message_chars=settings.max_message_chars,
+            max_interests=settings.max_interests,
+            max_interest_chars=settings.max_interest_chars,
+        )
+        self._hello = encode(
+            "hello",
+            protocol=PROTOCOL_VERSION,
+            limits={
+                "max_message_chars": settings.max_message_chars,
+                "max_frame_bytes": settings.max_frame_bytes,
+                "messages_per_second": settings.messages_per_second,
+                "max_interests": settings.max_interests,
+                "max_interest_chars": settings.max_interest_chars,
+                "heartbeat_interval": settings.heartbeat_interval,
+                "heartbeat_timeout": settings.heartbeat_timeout,
+            },
+            retention={
+                "session_days": retention.session_days,
+                "raw_ip_days": retention.raw_ip_days,
+                "reported_days": retention.reported_days,
+            },
+        )
+        self._blocked = {frozenset(pair) for pair in reported_pairs if pair[0] != pair[1]}
+        self._matchmaker: Matchmaker[Client] = Matchmaker(self._can_pair)
+        self._clients: set[Client] = set()
+        self._sessions: set[ChatSession] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._heartbeat = asyncio.get_running_loop().create_task(self._heartbeat_loop())
+
+    async def shutdown(self) -> None:
+        """End every chat (reason ``server_shutdown``) and wait for the log to have it all."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        for session in list(self._sessions):
+            self._end_session(session, reason="server_shutdown", by=None)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def connections(self) -> int:
+        return len(self._clients)
+
+    # -- one connection --------------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket, address: str) -> None:
+        """Run one accepted connection until it closes."""
+        loop = asyncio.get_running_loop()
+        client = Client(
+            websocket=websocket,
+            address=address,
+            pseudonym=self._vault.pseudonym(address),
+            settings=self._settings,
+            now=loop.time(),
+        )
+        self._clients.add(client)
+        client.writer = loop.create_task(self._write_loop(client))
+        self._send(client, self._hello)
+        try:
+            while not client.closing:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    if message.get("code") == CLOSE_SERVICE_RESTART:
+                        client.leave_reason = "server_shutdown"
+                    break
+                client.last_seen = loop.time()
+                raw = message.get("text")
+                await self._on_frame(
+                    client, raw if raw is not None else message.get("bytes") or b""
+                )
+        finally:
+            self._clients.discard(client)
+            self._leave(client, reason=client.leave_reason)
+            client.closing = True
+            client.writer.cancel()
+            if client.closer is not None:
+                await client.closer  # returning first would drop the connection unclosed
+
+    async def _write_loop(self, client: Client) -> None:
+        with contextlib.suppress(Exception):  # a failed write is a disconnect: the reader sees it
+            while True:
+                await client.websocket.send_text(await client.outbox.get())
+
+    def _send(self, client: Client, text: str) -> None:
+        if client.closing:
+            return
+        try:
+            client.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            # They stopped reading. Their problem must not become the sender's: cut them off.
+            log.info("closing %s: outbox full", _who(client))
+            self._close(client, CLOSE_POLICY, "not reading", leave_reason="disconnected")
+
+    def _close(self, client: Client, code: int, reason: str, *, leave_reason: str) -> None:
+        """Close from our side: end the client's chat now, then close the socket."""
+        if client.closing:
+            return
+        client.closing = True
+        client.leave_reason = leave_reason
+        self._leave(client, reason=leave_reason)
+        if client.writer is not None:
+            client.writer.cancel()
+        client.closer = asyncio.get_running_loop().create_task(
+            self._close_socket(client, code, reason)
+        )
+
+    async def _close_socket(self, client: Client, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.websocket.close(code, reason), timeout=5)
+
+    # -- frames ----------------------------------------------------------------------------
+
+    async def _on_frame(self, client: Client, raw: str | bytes) -> None:
+        now = asyncio.get_running_loop().time()
+        try:
+            if not client.frames.take(now):
+                raise ProtocolError("rate_limited", "too many frames; slow down")
+            frame = parse_frame(raw, self._limits)
+            await self._dispatch(client, frame)
+        except ProtocolError as exc:
+            self._send(client, encode("error", code=exc.code, message=exc.message))
+            if exc.code not in _INNOCENT_ERRORS and client.strikes.strike(now):
+                log.info("closing %s: too many errors (last: %s)", _who(client), exc.code)
+                self._close(client, CLOSE_POLICY, "too many errors", leave_reason="abuse")
+
+    async def _dispatch(self, client: Client, frame: ClientFrame) -> None:
+        match frame:
+            case SendMessage(text):
+                await self._on_message(client, text)
+            case Typing(active):
+                session = self._require_chat(client)
+                self._send(session.peer_of(client), encode("typing", active=active))
+            case Join(interests):
+                if client.state is not State.IDLE:
+                    raise ProtocolError("already_joined", "already waiting or chatting; send next")
+                await self._join(client, interests)
+            case Next(interests):
+                self._leave(client, reason="next")
+                await self._join(client, client.interests if interests is None else interests)
+            case Stop():
+                self._on_stop(client)
+            case Report(reason, comment):
+                await self._on_report(client, reason, comment)
+            case Pong():
+                pass
+
+    def _require_chat(self, client: Client) -> ChatSession:
+        if client.session is None:
+            raise ProtocolError("not_in_chat", "you are not in a chat")
+        return client.session
+
+    async def _on_message(self, client: Client, text: str) -> None:
+        session = self._require_chat(client)
+        if not client.messages.take(asyncio.get_running_loop().time()):
+            raise ProtocolError("rate_limited", "too many messages; slow down")
+        slot, seq, at = session.slot_of(client), session.next_seq(), self._clock.now_ms()
+        try:
+            await self._log.message(
+                session_id=session.id, seq=seq, slot=slot, sent_at=at, text=text
+            )
+        except StoreError:
+            raise ProtocolError(
+                "log_unavailable", "your message could not be recorded, so it was not sent"
+            ) from None
+        # Logged. Relay only if the chat is still on: a stranger who left meanwhile is gone.
+        if session.ended:
+            return
+        self._send(session.peer_of(client), encode("message", text=text, seq=seq, at=at))
+        self._send(client, encode("sent", seq=seq, at=at))
+
+    def _on_stop(self, client: Client) -> None:
+        if client.state is State.IDLE:
+            raise ProtocolError("not_joined", "nothing to stop")
+        reason = "stopped" if client.state is State.CHATTING else "cancelled"
+        self._leave(client, reason="stopped")
+        self._send(client, encode("ended", reason=reason))
+
+    async def _on_report(self, client: Client, reason: str, comment: str | None) -> None:
+        session = client.session or self._recent_session(client)
+        if session is None:
+            raise ProtocolError("nothing_to_report", "there is no chat to report")
+        slot = session.slot_of(client)
+        if slot in session.reported_by:
+            raise ProtocolError("already_reported", "you already reported this chat")
+        session.reported_by.add(slot)
+        try:
+            await self._log.report(
+                session_id=session.id,
+                reporter_slot=slot,
+                reason=reason,
+                comment=comment,
+                created_at=self._clock.now_ms(),
+            )
+        except StoreError:
+            session.reported_by.discard(slot)
+            raise ProtocolError(
+                "log_unavailable", "your report could not be recorded; try again"
+            ) from None
+        reported = session.peer_of(client)
+        if reported.pseudonym != client.pseudonym:
+            self._blocked.add(frozenset((client.pseudonym, reported.pseudonym)))
+        log.info("session %s reported by slot %d (%s)", session.id, slot, reason)
+        self._send(client, encode("reported"))
+
+    def _recent_session(self, client: Client) -> ChatSession | None:
+        session = client.last_session
+        now = asyncio.get_running_loop().time()
+        if session is None or now - session.ended_at_loop > self._settings.report_window:
+            return None
+        return session
+
+    # -- pairing and sessions --------------------------------------------------------------
+
+    def _can_pair(self, a: Client, b: Client) -> bool:
+        return a is not b and frozenset((a.pseudonym, b.pseudonym)) not in self._blocked
+
+    async def _join(self, client: Client, interests: tuple[str, ...]) -> None:
+        client.interests = interests
+        client.state = State.WAITING
+        self._send(client, encode("waiting", interests=list(interests)))
+        match = self._matchmaker.join(client, interests)
+        if match is not None:
+            await self._start_session(match)
+        elif interests:
+            loop = asyncio.get_running_loop()
+            client.fallback = loop.call_later(
+                self._settings.interest_fallback, self._fall_back, client
+            )
+
+    def _fall_back(self, client: Client) -> None:
+        client.fallback = None
+        match = self._matchmaker.fall_back(client)
+        if match is not None:
+            self._spawn(self._start_session(match))
+
+    async def _start_session(self, match: Match[Client]) -> None:
+        first, second = match.first, match.second
+        session = ChatSession(
+            first=first, second=second, started_at=self._clock.now_ms(), interests=match.shared
+        )
+        for client in session.clients:
+            client.cancel_fallback()
+            client.state = State.CHATTING
+            client.session = session
+        self._sessions.add(session)
+        try:
+            await self._log.session_started(
+                session_id=session.id,
+                started_at=session.started_at,
+                interests=session.interests,
+                addresses=(first.address, second.address),
+                pseudonyms=(first.pseudonym, second.pseudonym),
+            )
+        except StoreError:
+            log.error("session %s could not be recorded; not starting it", session.id)
+            self._release(session)
+            for client in session.clients:
+                self._send(
+                    client,
+                    encode(
+                        "error",
+                        code="log_unavailable",
+                        message="the chat could not be recorded; try again",
+                    ),
+                )
+            return
+        log.info("session %s started %s %s", session.id, _who(first), _who(second))
+        if session.ended:  # one of them left while the start was being recorded
+            return
+        for client in session.clients:
+            self._send(client, encode("matched", interests=list(session.interests)))
+
+    def _leave(self, client: Client, *, reason: str) -> None:
+        """Take ``client`` out of the queue or their chat; they are idle afterwards."""
+        client.cancel_fallback()
+        if client.state is State.WAITING:
+            self._matchmaker.leave(client)
+        elif client.session is not None:
+            self._end_session(client.session, reason=reason, by=client)
+        client.state = State.IDLE
+
+    def _end_session(self, session: ChatSession, *, reason: str, by: Client | None) -> None:
+        if session.ended:
+            return
+        self._release(session)
+        for client in session.clients:
+            if client is not by:
+                self._send(client, encode("stranger_left", reason=reason))
+        log.info("session %s ended: %s", session.id, reason)
+        self._spawn(
+            self._record_end(session, reason=reason, by=None if by is None else session.slot_of(by))
+        )
+
+    def _release(self, session: ChatSession) -> None:
+        session.ended = True
+        session.ended_at_loop = asyncio.get_running_loop().time()
+        self._sessions.discard(session)
+        for client in session.clients:
+            if client.session is session:
+                client.session = None
+                client.state = State.IDLE
+                client.last_session = session
+
+    async def _record_end(self, session: ChatSession, *, reason: str, by: int | None) -> None:
+        try:
+            await self._log.session_ended(
+                session_id=session.id, ended_at=self._clock.now_ms(), reason=reason, ended_by=by
+            )
+        except StoreError as exc:
+            log.error("end of session %s could not be recorded: %s", session.id, exc)
+
+    # -- heartbeats ------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        ping = encode("ping")
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_interval)
+            now = loop.time()
+            for client in list(self._clients):
+                if now - client.last_seen > self._settings.heartbeat_timeout:
+                    log.info("closing %s: heartbeat timeout", _who(client))
+                    self._close(
+                        client, CLOSE_HEARTBEAT, "heartbeat timeout", leave_reason="timeout"
+                    )
+                else:
+                    self._send(client, ping)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _who(client: Client) -> str:
+    return f"ip:{client.pseudonym[:12]}"

@@ -1,0 +1,230 @@
+"""The ``logwarden`` command. The only place that prints or exits."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from logwarden.config import Settings, load_settings
+from logwarden.errors import LogwardenError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Anonymous stranger chat with a safe session log.",
+)
+sessions_app = typer.Typer(
+    no_args_is_help=True, help="Read the session log (administrators, on the host)."
+)
+app.add_typer(sessions_app, name="sessions")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="LOGWARDEN_DATA_DIR",
+        help="Data directory (database, keys).",
+        show_default=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", envvar="LOGWARDEN_CONFIG", help="TOML configuration file.", show_default=False
+    ),
+]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    # LOGWARDEN_DATA_DIR reaches us both through typer's envvar and the environment; same value.
+    return load_settings(config_file=config, environ=os.environ, overrides=overrides)
+
+
+def _fail(exc: LogwardenError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc.diagnostics()}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def init(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Create the data directory, its key file and database (owner-only); safe to repeat."""
+    from logwarden.datadir import initialise
+
+    os.umask(0o077)
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        created = initialise(settings)
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    verb = "initialised" if created else "already initialised"
+    out.print(f"{verb}: {settings.data_dir.resolve()}", highlight=False)
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on [default: 127.0.0.1].", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on [default: 8000].", show_default=False)
+    ] = None,
+) -> None:
+    """Serve the chat page and the chat on HOST:PORT."""
+    import uvicorn
+
+    from logwarden.chat.app import create_app
+    from logwarden.datadir import initialise, is_initialised
+    from logwarden.logging_setup import log_config
+    from logwarden.vault import Vault, load_key_file
+
+    os.umask(0o077)  # everything the server creates (WAL, journal) is the owner's alone
+    try:
+        settings = _settings(config, data_dir=data_dir, host=host, port=port)
+        if not is_initialised(settings):
+            initialise(settings)
+            err.print(f"initialised {settings.data_dir.resolve()}", highlight=False)
+        application = create_app(settings)
+        pseudonym = Vault(load_key_file(settings.keys_dir)).pseudonym
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(level=settings.log_level, pseudonym=pseudonym),
+        proxy_headers=False,  # X-Forwarded-For is ours to judge (chat/addresses.py)
+        server_header=False,
+        ws_max_size=settings.chat.transport_max_bytes,
+        ws_per_message_deflate=False,  # chat frames are small; compression only costs CPU
+        timeout_graceful_shutdown=10,
+    )
+
+
+@sessions_app.command("list")
+def sessions_list(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many sessions.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Recent sessions, newest first: metadata only, nothing decrypted."""
+    try:
+        store = _open_store(_settings(config, data_dir=data_dir))
+        summaries = store.recent_sessions(limit=limit)
+        store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        for s in summaries:
+            print(json.dumps(_summary_dict(s)))
+        return
+    table = Table("session", "started (UTC)", "duration", "ended because", "messages", "reports")
+    for s in summaries:
+        duration = "ongoing" if s.ended_at is None else f"{(s.ended_at - s.started_at) / 1000:.1f}s"
+        table.add_row(
+            s.id,
+            _utc(s.started_at),
+            duration,
+            s.end_reason or "",
+            str(s.message_count),
+            str(s.report_count),
+        )
+    out.print(table)
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument(help="Session id, from `sessions list`.")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The transcript as JSON.")] = False,
+) -> None:
+    """The decrypted transcript of one session."""
+    from logwarden.transcripts import open_transcript
+    from logwarden.vault import Vault, load_key_file
+
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        store = _open_store(settings)
+        record = store.session(session_id)
+        store.close()
+        if record is None:
+            err.print(f"[bold red]error:[/] no session {session_id!r}", highlight=False)
+            raise typer.Exit(code=1)
+        transcript = open_transcript(record, Vault(load_key_file(settings.keys_dir)))
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(transcript.as_dict(), ensure_ascii=False, indent=2))
+        return
+    slot_name = {0: "A", 1: "B"}
+    out.print(f"[bold]session {transcript.session_id}[/]", highlight=False)
+    ended = (
+        "ongoing"
+        if transcript.ended_at is None
+        else f"{_utc(transcript.ended_at)} ({transcript.end_reason})"
+    )
+    out.print(f"started {_utc(transcript.started_at)}, ended {ended}", highlight=False)
+    out.print(
+        f"shared interests: {', '.join(transcript.interests) or '(random match)'}", highlight=False
+    )
+    for p in transcript.participants:
+        out.print(
+            f"{slot_name[p['slot']]}: {p['ip']}  (pseudonym {p['ip_pseudonym']})",
+            highlight=False,
+        )
+    for m in transcript.messages:
+        out.print(
+            f"{_utc(m['at'])}  {slot_name[m['slot']]}: ",
+            end="",
+            highlight=False,
+        )
+        out.print(str(m["text"]), markup=False, highlight=False)
+    for r in transcript.reports:
+        out.print(
+            f"report by {slot_name[r['reporter_slot']]} at {_utc(r['at'])}: {r['reason']}",
+            highlight=False,
+        )
+        if r["comment"]:
+            out.print(f"  {r['comment']}", markup=False, highlight=False)
+
+
+def _open_store(settings: Settings) -> Any:
+    from logwarden.datadir import is_initialised
+    from logwarden.errors import DataDirError
+    from logwarden.store import SqlStore
+
+    if not is_initialised(settings) or not settings.sqlite_path.exists():
+        raise DataDirError(
+            f"{settings.data_dir} is not an initialised data directory (run `logwarden init`)"
+        )
+    return SqlStore.sqlite(settings.sqlite_path)
+
+
+def _summary_dict(summary: Any) -> dict[str, Any]:
+    return {field: getattr(summary, field) for field in summary.__slots__}
+
+
+def _utc(ms: int) -> str:
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def main() -> None:
+    app()

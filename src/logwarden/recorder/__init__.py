@@ -1,0 +1,5 @@
+"""The recorder: seal, group-commit, and only then let the chat relay."""
+
+from logwarden.recorder.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
+
+__all__ = ["Recorder", "SessionLog", "UnsafeNoLogRecorder"]

@@ -1,0 +1,274 @@
+"""The recorder: what the chat hands to the session log, sealed and group-committed.
+
+Each call returns once its record is durable. The chat relays a message only after
+``message`` returns, so nothing reaches a stranger that the log does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from logwarden.recorder.batcher import GroupCommitter
+from logwarden.store import (
+    MessageRow,
+    ParticipantRow,
+    ReportRow,
+    SessionEndRow,
+    SessionRow,
+    Store,
+    WriteBatch,
+)
+from logwarden.vault import Vault
+
+__all__ = [
+    "Recorder",
+    "SessionLog",
+    "UnsafeNoLogRecorder",
+    "interests_label",
+    "ip_label",
+    "message_label",
+    "report_label",
+]
+
+log = logging.getLogger("logwarden.recorder")
+
+
+# The labels bind each sealed value to what it is (the AEAD's associated data, with the
+# session id): a message's sequence number, sender slot and time are all authenticated, so a
+# row moved, renumbered, re-attributed or re-timed no longer opens.
+def message_label(seq: int, slot: int, sent_at: int) -> str:
+    return f"msg:{seq}:{slot}:{sent_at}"
+
+
+def ip_label(slot: int) -> str:
+    return f"ip:{slot}"
+
+
+def interests_label() -> str:
+    return "interests"
+
+
+def report_label(reporter_slot: int, created_at: int) -> str:
+    return f"report:{reporter_slot}:{created_at}"
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionStart:
+    session_id: str
+    started_at: int
+    interests: tuple[str, ...]
+    addresses: tuple[str, str]  # raw IPs of slot 0 and slot 1
+    pseudonyms: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    session_id: str
+    seq: int
+    slot: int
+    sent_at: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionEnd:
+    session_id: str
+    ended_at: int
+    reason: str
+    ended_by: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Report:
+    session_id: str
+    reporter_slot: int
+    reason: str
+    comment: str | None
+    created_at: int
+
+
+_Record = _SessionStart | _Message | _SessionEnd | _Report
+
+
+class SessionLog(Protocol):
+    """What the chat needs from the log.
+
+    ``Recorder`` is the log; ``UnsafeNoLogRecorder`` exists for benchmarks only.
+    """
+
+    async def session_started(
+        self,
+        *,
+        session_id: str,
+        started_at: int,
+        interests: Sequence[str],
+        addresses: tuple[str, str],
+        pseudonyms: tuple[str, str],
+    ) -> None: ...
+
+    async def message(
+        self, *, session_id: str, seq: int, slot: int, sent_at: int, text: str
+    ) -> None: ...
+
+    async def session_ended(
+        self, *, session_id: str, ended_at: int, reason: str, ended_by: int | None
+    ) -> None: ...
+
+    async def report(
+        self,
+        *,
+        session_id: str,
+        reporter_slot: int,
+        reason: str,
+        comment: str | None,
+        created_at: int,
+    ) -> None: ...
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Recorder:
+    """Seals records with the vault and writes them through one group-commit thread."""
+
+    def __init__(self, *, store: Store, vault: Vault, window: float, max_batch: int) -> None:
+        self._store = store
+        self._vault = vault
+        self._committer: GroupCommitter[_Record] = GroupCommitter(
+            self._write, window=window, max_batch=max_batch
+        )
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._committer.start(loop)
+
+    def close(self) -> None:
+        self._committer.close()
+
+    async def session_started(
+        self,
+        *,
+        session_id: str,
+        started_at: int,
+        interests: Sequence[str],
+        addresses: tuple[str, str],
+        pseudonyms: tuple[str, str],
+    ) -> None:
+        await self._committer.submit(
+            _SessionStart(session_id, started_at, tuple(interests), addresses, pseudonyms)
+        )
+
+    async def message(
+        self, *, session_id: str, seq: int, slot: int, sent_at: int, text: str
+    ) -> None:
+        await self._committer.submit(_Message(session_id, seq, slot, sent_at, text))
+
+    async def session_ended(
+        self, *, session_id: str, ended_at: int, reason: str, ended_by: int | None
+    ) -> None:
+        await self._committer.submit(_SessionEnd(session_id, ended_at, reason, ended_by))
+
+    async def report(
+        self,
+        *,
+        session_id: str,
+        reporter_slot: int,
+        reason: str,
+        comment: str | None,
+        created_at: int,
+    ) -> None:
+        await self._committer.submit(
+            _Report(session_id, reporter_slot, reason, comment, created_at)
+        )
+
+    # Runs on the writer thread: sealing there keeps the crypto off the event loop.
+    def _write(self, records: Sequence[_Record]) -> None:
+        batch = WriteBatch()
+        for record in records:
+            self._add(batch, record)
+        self._store.write(batch)
+
+    def _add(self, batch: WriteBatch, record: _Record) -> None:
+        seal = self._vault.seal
+        match record:
+            case _Message(session_id, seq, slot, sent_at, text):
+                sealed = seal(
+                    text.encode(), session_id=session_id, label=message_label(seq, slot, sent_at)
+                )
+                batch.messages.append(MessageRow(session_id, seq, slot, sent_at, sealed))
+            case _SessionStart(session_id, started_at, interests, addresses, pseudonyms):
+                interests_json = json.dumps(list(interests)).encode()
+                sealed = seal(interests_json, session_id=session_id, label=interests_label())
+                batch.sessions.append(SessionRow(session_id, started_at, sealed))
+                for slot, (address, pseudonym) in enumerate(
+                    zip(addresses, pseudonyms, strict=True)
+                ):
+                    ip_sealed = seal(address.encode(), session_id=session_id, label=ip_label(slot))
+                    batch.participants.append(
+                        ParticipantRow(session_id, slot, pseudonym, ip_sealed)
+                    )
+            case _SessionEnd(session_id, ended_at, reason, ended_by):
+                batch.ends.append(SessionEndRow(session_id, ended_at, reason, ended_by))
+            case _Report(session_id, reporter_slot, reason, comment, created_at):
+                comment_sealed = (
+                    None
+                    if comment is None
+                    else seal(
+                        comment.encode(),
+                        session_id=session_id,
+                        label=report_label(reporter_slot, created_at),
+                    )
+                )
+                batch.reports.append(
+                    ReportRow(session_id, reporter_slot, reason, comment_sealed, created_at)
+                )
+
+
+class UnsafeNoLogRecorder:
+    """Records nothing. Exists only so bench/relay.py can measure what the log costs."""
+
+    def __init__(self) -> None:
+        log.warning("UNSAFE: the session log is OFF (unsafe_bench_no_log); for benchmarks only")
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def session_started(
+        self,
+        *,
+        session_id: str,
+        started_at: int,
+        interests: Sequence[str],
+        addresses: tuple[str, str],
+        pseudonyms: tuple[str, str],
+    ) -> None:
+        return None
+
+    async def message(
+        self, *, session_id: str, seq: int, slot: int, sent_at: int, text: str
+    ) -> None:
+        return None
+
+    async def session_ended(
+        self, *, session_id: str, ended_at: int, reason: str, ended_by: int | None
+    ) -> None:
+        return None
+
+    async def report(
+        self,
+        *,
+        session_id: str,
+        reporter_slot: int,
+        reason: str,
+        comment: str | None,
+        created_at: int,
+    ) -> None:
+        return None

@@ -1,0 +1,78 @@
+"""The vault's recipes: seal and open values of a session, and pseudonymise IP addresses.
+
+Code outside ``logwarden.vault`` uses only ``Vault``. Every sealed value is bound to its
+session and to a label naming what it is (``msg:17``, ``ip:0``), through the AEAD's associated
+data: a ciphertext moved to another session or another message does not open.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from logwarden.vault._aead import NONCE_BYTES, derive_key, keyed_digest, open_token, seal_at
+from logwarden.vault.keys import KeyMaterial
+
+__all__ = ["Vault", "canonical_ip"]
+
+_AAD_PREFIX = b"logwarden/v1\x00"
+_KEY_INFO = b"logwarden session data key v1\x00"
+_PSEUDONYM_INFO = b"logwarden ip pseudonym v1\x00"
+_KEY_CACHE_LIMIT = 4096  # sessions; a cache miss costs one HKDF (a few microseconds)
+
+
+def canonical_ip(address: str) -> bytes:
+    """The packed form of an IP address; IPv4-mapped IPv6 counts as the IPv4 address."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.packed
+
+
+class Vault:
+    """Seals session values under per-session data keys derived from the master key."""
+
+    def __init__(self, material: KeyMaterial) -> None:
+        self._material = material
+        self._keys: dict[str, AESGCM] = {}
+        self._lock = threading.Lock()  # the recorder thread and the event loop both seal
+
+    def seal(self, plaintext: bytes, *, session_id: str, label: str) -> bytes:
+        """Encrypt ``plaintext`` for ``session_id``; ``label`` says what it is."""
+        return seal_at(
+            self._session_key(session_id),
+            plaintext,
+            _aad(session_id, label),
+            os.urandom(NONCE_BYTES),
+        )
+
+    def open(self, token: bytes, *, session_id: str, label: str) -> bytes:
+        """Decrypt a value sealed with the same session and label; else ``VaultError``."""
+        return open_token(self._session_key(session_id), token, _aad(session_id, label))
+
+    def pseudonym(self, address: str) -> str:
+        """A keyed pseudonym (HMAC-SHA256, 128 bits, hex) of an IP address.
+
+        The same address always gives the same pseudonym, so bans and reports link sessions
+        without keeping the address; without the key it cannot be reversed by trying all
+        2**32 IPv4 addresses, which a bare hash could.
+        """
+        digest = keyed_digest(self._material.pseudonym_key, _PSEUDONYM_INFO + canonical_ip(address))
+        return digest[:16].hex()
+
+    def _session_key(self, session_id: str) -> AESGCM:
+        with self._lock:
+            key = self._keys.get(session_id)
+            if key is None:
+                if len(self._keys) >= _KEY_CACHE_LIMIT:
+                    self._keys.clear()
+                key = derive_key(self._material.master_key, _KEY_INFO + session_id.encode())
+                self._keys[session_id] = key
+            return key
+
+
+def _aad(session_id: str, label: str) -> bytes:
+    return _AAD_PREFIX + session_id.encode() + b"\x00" + label.encode()
