@@ -42,10 +42,11 @@ class ProtocolError(LogwardenError):
     ``code`` is the stable machine-readable code of docs/protocol.md; the message is for people.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, frame_type: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.frame_type = frame_type  # the type of the frame this answers, when known
 
 
 class StoreError(LogwardenError):

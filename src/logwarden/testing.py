@@ -148,7 +148,7 @@ class ChatClient:
                 origin=origin,  # type: ignore[arg-type]  # websockets types it as a NewType of str
                 open_timeout=timeout,
                 max_size=2**22,
-            max_queue=4096,  # frames buffered unread; tests pipeline many before reading
+                max_queue=4096,  # frames buffered unread; tests pipeline many before reading
             )
         )
         self.answer_pings = answer_pings

@@ -122,7 +122,16 @@ def parse_frame(raw: str | bytes, limits: Limits) -> ClientFrame:
     parser = _PARSERS.get(kind)
     if parser is None:
         raise ProtocolError("unknown_type", f"unknown frame type {kind[:40]!r}")
-    return parser(document, limits)
+    try:
+        return parser(document, limits)
+    except ProtocolError as exc:
+        exc.frame_type = kind
+        raise
+
+
+def frame_type(frame: ClientFrame) -> str:
+    """The protocol name of a parsed frame's type."""
+    return _TYPE_NAMES[type(frame)]
 
 
 def encode(kind: str, **fields: Any) -> str:
@@ -235,4 +244,14 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Limits], ClientFrame]] = {
     "stop": _parse_stop,
     "report": _parse_report,
     "pong": _parse_pong,
+}
+
+_TYPE_NAMES: dict[type, str] = {
+    Join: "join",
+    Next: "next",
+    SendMessage: "message",
+    Typing: "typing",
+    Stop: "stop",
+    Report: "report",
+    Pong: "pong",
 }

@@ -31,6 +31,7 @@ from logwarden.chat.protocol import (
     Stop,
     Typing,
     encode,
+    frame_type,
     parse_frame,
 )
 from logwarden.chat.ratelimit import StrikeCounter, TokenBucket
@@ -52,8 +53,14 @@ CLOSE_SERVICE_RESTART = 1012  # what uvicorn sends every connection when it shut
 # message was in flight) are no sign of abuse and do not count towards closing it; the frame
 # rate limit still bounds how many of them anyone can provoke.
 _INNOCENT_ERRORS = frozenset(
-    {"not_in_chat", "already_joined", "not_joined", "nothing_to_report", "already_reported",
-     "log_unavailable"}
+    {
+        "not_in_chat",
+        "already_joined",
+        "not_joined",
+        "nothing_to_report",
+        "already_reported",
+        "log_unavailable",
+    }
 )
 
 
@@ -155,6 +162,7 @@ class ChatServer:
                 "max_interest_chars": settings.max_interest_chars,
                 "heartbeat_interval": settings.heartbeat_interval,
                 "heartbeat_timeout": settings.heartbeat_timeout,
+                "report_window": settings.report_window,
             },
             retention={
                 "session_days": retention.session_days,
@@ -258,13 +266,16 @@ class ChatServer:
 
     async def _on_frame(self, client: Client, raw: str | bytes) -> None:
         now = asyncio.get_running_loop().time()
+        frame: ClientFrame | None = None
         try:
             if not client.frames.take(now):
                 raise ProtocolError("rate_limited", "too many frames; slow down")
             frame = parse_frame(raw, self._limits)
             await self._dispatch(client, frame)
         except ProtocolError as exc:
-            self._send(client, encode("error", code=exc.code, message=exc.message))
+            answers = exc.frame_type or (None if frame is None else frame_type(frame))
+            reply = {"in_reply_to": answers} if answers else {}
+            self._send(client, encode("error", code=exc.code, message=exc.message, **reply))
             if exc.code not in _INNOCENT_ERRORS and client.strikes.strike(now):
                 log.info("closing %s: too many errors (last: %s)", _who(client), exc.code)
                 self._close(client, CLOSE_POLICY, "too many errors", leave_reason="abuse")
