@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +24,14 @@ _addresses = itertools.count(1)
 
 
 @pytest.fixture
-def new_ip() -> Iterator[object]:
+def new_ip() -> Callable[[], str]:
     """A function returning a fresh documentation address: 192.0.2.x, then 2001:db8::x."""
 
     def make() -> str:
         n = next(_addresses)
         return f"192.0.2.{n}" if n < 255 else f"2001:db8::{n:x}"
 
-    yield make
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ sessions_app = typer.Typer(
 app.add_typer(sessions_app, name="sessions")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # no wrapping inside paths and commands
 
 DataDirOption = Annotated[
     Path | None,

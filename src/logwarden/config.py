@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from logwarden.errors import ConfigError
 
@@ -52,6 +59,14 @@ class ChatSettings(_Section):
     heartbeat_timeout: float = Field(45.0, gt=0)  # seconds of silence before a peer is dead
     report_window: float = Field(300.0, ge=0)  # seconds after a chat ends that it can be reported
     outbound_queue: int = Field(256, ge=8)  # frames queued for a client that is slow to read
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChatSettings:
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
+        if self.max_frame_bytes > self.transport_max_bytes:
+            raise ValueError("max_frame_bytes must not exceed transport_max_bytes")
+        return self
 
 
 class RecorderSettings(_Section):
@@ -165,12 +180,19 @@ def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
     for error in exc.errors():
         where = tuple(str(part) for part in error["loc"])
         key = ".".join(where)
-        source = next(
-            (origin[where[:n]] for n in range(len(where), 0, -1) if where[:n] in origin), "default"
-        )
+        source = _source_of(where, origin)
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown setting {key!r} (from {source})")
         else:
             value = error.get("input")
             lines.append(f"setting {key!r} = {value!r} (from {source}): {error['msg']}")
     return "invalid configuration: " + "; ".join(lines)
+
+
+def _source_of(where: tuple[str, ...], origin: Mapping[tuple[str, ...], str]) -> str:
+    """Where a key (or, for a section, the keys inside it) came from."""
+    for n in range(len(where), 0, -1):
+        if where[:n] in origin:
+            return origin[where[:n]]
+    inside = sorted({source for key, source in origin.items() if key[: len(where)] == where})
+    return " and ".join(inside) or "default"

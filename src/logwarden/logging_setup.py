@@ -19,7 +19,7 @@ __all__ = ["IPRedactingFilter", "log_config"]
 # "12:30:45" or version numbers stay as they are.
 _IP_CANDIDATE = re.compile(
     r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
-    r"(?:\d{1,3}(?:\.\d{1,3}){3})?)(?![\w.])"
+    r"(?:\d{1,3}(?:\.\d{1,3}){3})?)(?!\w|\.\d)"
 )
 
 

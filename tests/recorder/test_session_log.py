@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from logwarden.errors import VaultError
 from logwarden.store import SqlStore
 from logwarden.testing import ChatClient, LiveServer, serve_in_process
 from logwarden.transcripts import Transcript, open_transcript
@@ -29,7 +31,9 @@ SCRIPT = [  # (sender slot, text): synthetic and harmless, with a few distinctiv
 REPORT_COMMENT = "kept asking personal questions marker-foxtrot-3381"
 
 
-def run_scripted_chat(server: LiveServer) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+def run_scripted_chat(
+    server: LiveServer,
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """Alice and Bob chat the script; Bob reports, Alice stops. Returns (acks, receipts)."""
     acks: list[dict[str, object]] = []
     receipts: list[dict[str, object]] = []
@@ -55,12 +59,12 @@ def run_scripted_chat(server: LiveServer) -> tuple[list[dict[str, object]], list
 
 
 @pytest.fixture(scope="module")
-def chatted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, list, list]]:
+def chatted(tmp_path_factory: pytest.TempPathFactory) -> tuple[LiveServer, list, list]:
     """A server that has hosted the scripted chat, and has been stopped (SIGTERM) since."""
     data_dir = tmp_path_factory.mktemp("log") / "data"
     with serve_in_process(data_dir, env=TEST_SERVER_ENV) as server:
         acks, receipts = run_scripted_chat(server)
-    yield server, acks, receipts
+    return server, acks, receipts
 
 
 def only_transcript(data_dir: Path) -> Transcript:
@@ -128,6 +132,30 @@ def needles() -> dict[str, bytes]:
     return found
 
 
+class TestTampering:
+    @pytest.mark.parametrize(
+        "change",
+        [
+            "UPDATE messages SET slot = 1 - slot WHERE seq = 1",  # re-attributed
+            "UPDATE messages SET sent_at = sent_at + 1 WHERE seq = 2",  # re-timed
+            "UPDATE messages SET seq = 99 WHERE seq = 3",  # renumbered
+            "UPDATE participants SET ip_sealed ="
+            " (SELECT ip_sealed FROM participants WHERE slot = 1) WHERE slot = 0",  # swapped
+        ],
+    )
+    def test_a_changed_row_no_longer_opens(
+        self, chatted: tuple, tmp_path: Path, change: str
+    ) -> None:
+        """Moving, renumbering, re-attributing or re-timing a sealed row makes it fail to open."""
+        server, _, _ = chatted
+        copy = tmp_path / "data"
+        shutil.copytree(server.data_dir, copy)
+        with sqlite3.connect(copy / "logwarden.db") as db:
+            db.execute(change)
+        with pytest.raises(VaultError):
+            only_transcript(copy)
+
+
 class TestNothingInPlaintext:
     def test_byte_scan_of_the_data_directory(self, chatted: tuple) -> None:
         """No file in the data directory holds a message text, comment or address."""
@@ -171,7 +199,7 @@ class TestNothingInPlaintext:
 
 class TestCommandLine:
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - our own command
+        return subprocess.run(
             [sys.executable, "-m", "logwarden", *args],
             capture_output=True,
             text=True,
@@ -203,9 +231,7 @@ class TestCommandLine:
         as_json = self.run(
             "sessions", "show", session_id, "--json", "--data-dir", str(server.data_dir)
         )
-        assert [m["text"] for m in json.loads(as_json.stdout)["messages"]] == [
-            t for _, t in SCRIPT
-        ]
+        assert [m["text"] for m in json.loads(as_json.stdout)["messages"]] == [t for _, t in SCRIPT]
 
     def test_unknown_session_is_a_clear_error(self, chatted: tuple) -> None:
         """Asking for a session that does not exist exits non-zero and says so."""
