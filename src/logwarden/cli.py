@@ -131,18 +131,19 @@ def sessions_list(
         for s in summaries:
             print(json.dumps(_summary_dict(s)))
         return
-    table = Table("session", "started (UTC)", "duration", "ended because", "messages", "reports")
+    table = Table("session", "started (UTC)", "length", "ended", "messages", "reports")
     for s in summaries:
         duration = "ongoing" if s.ended_at is None else f"{(s.ended_at - s.started_at) / 1000:.1f}s"
         table.add_row(
             s.id,
-            _utc(s.started_at),
+            _utc(s.started_at, seconds=True),
             duration,
             s.end_reason or "",
             str(s.message_count),
             str(s.report_count),
         )
-    out.print(table)
+    # Wide enough for whole ids and times even in a pipe, where Rich would assume 80 columns.
+    Console(width=max(out.width, 110)).print(table)
 
 
 @sessions_app.command("show")
@@ -192,14 +193,14 @@ def sessions_show(
             end="",
             highlight=False,
         )
-        out.print(str(m["text"]), markup=False, highlight=False)
+        out.print(_inert(m["text"]), markup=False, highlight=False)
     for r in transcript.reports:
         out.print(
             f"report by {slot_name[r['reporter_slot']]} at {_utc(r['at'])}: {r['reason']}",
             highlight=False,
         )
         if r["comment"]:
-            out.print(f"  {r['comment']}", markup=False, highlight=False)
+            out.print(f"  {_inert(r['comment'])}", markup=False, highlight=False)
 
 
 def _open_store(settings: Settings) -> Any:
@@ -218,12 +219,24 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
     return {field: getattr(summary, field) for field in summary.__slots__}
 
 
-def _utc(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+# Control characters (ESC starts terminal escape sequences) and bidirectional overrides in a
+# stranger's text must not act on the administrator's terminal: show them as escapes instead.
+_INERT = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    if chr(code) not in "\n\t"
+}
+
+
+def _inert(text: str) -> str:
+    return text.translate(_INERT)
+
+
+def _utc(ms: int, *, seconds: bool = False) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    if seconds:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def main() -> None:

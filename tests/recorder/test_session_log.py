@@ -27,6 +27,7 @@ SCRIPT = [  # (sender slot, text): synthetic and harmless, with a few distinctiv
     (0, "mostly chess and long walks, marker-charlie-9154"),
     (1, "caf\u00e9 au lait and \U0001f600 emoji, marker-delta-4410"),
     (0, "line one\nline two, marker-echo-6627"),
+    (1, "\x1b[2J\x1b]0;owned\x07 and \u202eright-to-left, marker-golf-5102"),
 ]
 REPORT_COMMENT = "kept asking personal questions marker-foxtrot-3381"
 
@@ -85,7 +86,7 @@ class TestRecord:
         server, acks, receipts = chatted
         transcript = only_transcript(server.data_dir)
         assert [(m["slot"], m["text"]) for m in transcript.messages] == SCRIPT
-        assert [m["seq"] for m in transcript.messages] == [1, 2, 3, 4, 5]
+        assert [m["seq"] for m in transcript.messages] == list(range(1, len(SCRIPT) + 1))
         assert [m["at"] for m in transcript.messages] == [a["at"] for a in acks]
         assert [r["at"] for r in receipts] == [a["at"] for a in acks]
         times = [m["at"] for m in transcript.messages]
@@ -225,8 +226,11 @@ class TestCommandLine:
         session_id = json.loads(listed.stdout.splitlines()[0])["id"]
         shown = self.run("sessions", "show", session_id, "--data-dir", str(server.data_dir))
         assert shown.returncode == 0, shown.stderr
-        for _, text in SCRIPT:
+        for _, text in SCRIPT[:5]:
             assert text.splitlines()[0] in shown.stdout
+        # A stranger's control characters reach the administrator's terminal as inert escapes.
+        assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
+        assert "\\x1b[2J\\x1b]0;owned\\x07 and \\u202eright-to-left" in shown.stdout
         assert ALICE_IP in shown.stdout and REPORT_COMMENT in shown.stdout
         as_json = self.run(
             "sessions", "show", session_id, "--json", "--data-dir", str(server.data_dir)
