@@ -1,9 +1,10 @@
 """Who talks to whom: a queue of waiting people, matched by shared interest or at random.
 
 A person with interests waits up to ``fallback_after`` seconds for someone sharing one; after
-that (or at once, without interests) they take anyone who is also open to a random match.
-``can_pair`` vetoes a pair (the same connection twice, or two people one of whom reported the
-other). Pure bookkeeping: no I/O, and time comes in from the caller.
+that (or at once, without interests) they take anyone who is also open to a random match;
+among those, the one who has been open to anyone longest comes first. ``can_pair`` vetoes a
+pair (the same connection twice, or two people one of whom reported the other). Pure
+bookkeeping: no I/O, and time comes in from the caller.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class Matchmaker(Generic[Who]):
         return id(who) in self._waiting
 
     def join(self, who: Who, interests: Iterable[str]) -> Match[Who] | None:
-        """Pair ``who`` now if someone fits, else queue them."""
+        """Pair ``who`` now if someone fits, else queue them; ``who`` must not be waiting."""
+        if id(who) in self._waiting:
+            raise ValueError("already waiting")
         waiter = Waiter(who, frozenset(interests))
         partner = self._find_by_interest(waiter) or self._find_random(waiter)
         if partner is not None:
@@ -108,6 +111,8 @@ class Matchmaker(Generic[Who]):
     def _pair(self, partner: Waiter[Who], waiter: Waiter[Who]) -> Match[Who]:
         self.leave(partner.who)
         shared = tuple(sorted(partner.interests & waiter.interests))
+        if 0 < waiter.ticket < partner.ticket:  # a fallen-back waiter can have waited longer
+            return Match(waiter.who, partner.who, shared)
         return Match(partner.who, waiter.who, shared)
 
     def _add(self, waiter: Waiter[Who]) -> None:

@@ -114,6 +114,8 @@ def parse_frame(raw: str | bytes, limits: Limits) -> ClientFrame:
         raise ProtocolError(
             "invalid_json", f"frame is not valid JSON: {exc.msg} at {exc.pos}"
         ) from None
+    except ValueError:  # an integer literal longer than sys.get_int_max_str_digits()
+        raise ProtocolError("invalid_json", "frame holds a number too long to read") from None
     if not isinstance(document, dict):
         raise ProtocolError("invalid_frame", "frame must be a JSON object")
     kind = document.get("type")
@@ -182,7 +184,7 @@ def _parse_pong(_document: dict[str, Any], _limits: Limits) -> Pong:
 
 def _parse_report(document: dict[str, Any], _limits: Limits) -> Report:
     reason = document.get("reason")
-    if reason not in REPORT_REASONS:
+    if not isinstance(reason, str) or reason not in REPORT_REASONS:
         raise ProtocolError(
             "invalid_field", f'"reason" must be one of: {", ".join(sorted(REPORT_REASONS))}'
         )

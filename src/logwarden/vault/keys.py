@@ -56,7 +56,7 @@ def load_key_file(keys_dir: Path) -> KeyMaterial:
     path = keys_dir / KEY_FILE_NAME
     try:
         mode = path.stat().st_mode
-        text = path.read_text()
+        text = path.read_bytes()
     except FileNotFoundError:
         raise DataDirError(
             f"no key file at {path}: run `logwarden init --data-dir {keys_dir.parent}`"
