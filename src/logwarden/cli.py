@@ -86,6 +86,7 @@ def serve(
     import uvicorn
 
     from logwarden.chat.app import create_app
+    from logwarden.chat.transport import BackpressuredWebSocket, handshake_limited_http
     from logwarden.datadir import initialise, is_initialised
     from logwarden.logging_setup import log_config
     from logwarden.vault import Vault, load_key_file
@@ -100,17 +101,25 @@ def serve(
         pseudonym = Vault(load_key_file(settings.keys_dir)).pseudonym
     except LogwardenError as exc:
         raise _fail(exc) from None
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_config=log_config(level=settings.log_level, pseudonym=pseudonym),
-        proxy_headers=False,  # X-Forwarded-For is ours to judge (chat/addresses.py)
-        server_header=False,
-        ws_max_size=settings.chat.transport_max_bytes,
-        ws_per_message_deflate=False,  # chat frames are small; compression only costs CPU
-        timeout_graceful_shutdown=10,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=settings.host,
+            port=settings.port,
+            http=handshake_limited_http(settings.chat.handshake_timeout),
+            ws=BackpressuredWebSocket,
+            log_config=log_config(level=settings.log_level, pseudonym=pseudonym),
+            proxy_headers=False,  # X-Forwarded-For is ours to judge (chat/addresses.py)
+            server_header=False,
+            ws_max_size=settings.chat.transport_max_bytes,
+            ws_per_message_deflate=False,  # chat frames are small; compression only costs CPU
+            timeout_graceful_shutdown=10,
+        )
     )
+    # Only uvicorn knows it is shutting down when it closes every connection with 1012; a
+    # client can send 1012 too, so the chat asks rather than trusting the code.
+    application.state.chat.is_shutting_down = lambda: server.should_exit
+    server.run()
 
 
 @sessions_app.command("list")

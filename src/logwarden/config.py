@@ -59,6 +59,7 @@ class ChatSettings(_Section):
     heartbeat_timeout: float = Field(45.0, gt=0)  # seconds of silence before a peer is dead
     report_window: float = Field(300.0, ge=0)  # seconds after a chat ends that it can be reported
     outbound_queue: int = Field(256, ge=8)  # frames queued for a client that is slow to read
+    handshake_timeout: float = Field(10.0, gt=0)  # seconds to send a whole request head
 
     @model_validator(mode="after")
     def _consistent(self) -> ChatSettings:

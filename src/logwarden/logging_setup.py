@@ -33,6 +33,13 @@ class IPRedactingFilter(logging.Filter):
         redacted = _IP_CANDIDATE.sub(self._replace, message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        # A traceback can name an address too (an exception message, a repr of a scope).
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _IP_CANDIDATE.sub(self._replace, record.exc_text)
+        if record.stack_info:
+            record.stack_info = _IP_CANDIDATE.sub(self._replace, record.stack_info)
         return True
 
     def _replace(self, match: re.Match[str]) -> str:

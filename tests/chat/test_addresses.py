@@ -166,9 +166,15 @@ class TestOriginPolicy:
         assert OriginPolicy([]).allows(None, None)
 
     @pytest.mark.parametrize("scheme", ["http", "https"])
-    def test_same_host_is_allowed(self, scheme: str) -> None:
-        """The page's own host is allowed over http and https (TLS may end at a proxy)."""
-        assert OriginPolicy([]).allows(f"{scheme}://chat.example", "chat.example")
+    @pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "[2001:db8::1]:8000"])
+    def test_same_host_is_allowed(self, scheme: str, host: str) -> None:
+        """The page's own address is allowed over http and https (TLS may end at a proxy)."""
+        assert OriginPolicy([]).allows(f"{scheme}://{host}", host)
+
+    def test_same_host_name_is_not_enough(self) -> None:
+        """A host name matching its own Origin is refused unless configured (DNS rebinding)."""
+        assert not OriginPolicy([]).allows("https://rebind.example", "rebind.example")
+        assert OriginPolicy(["https://chat.example"]).allows("https://chat.example", "chat.example")
 
     def test_same_host_and_port(self) -> None:
         """A host with a port must match the Host header's port."""
@@ -178,7 +184,7 @@ class TestOriginPolicy:
 
     def test_same_host_ignores_case(self) -> None:
         """Host names are compared without regard to case."""
-        assert OriginPolicy([]).allows("HTTPS://Chat.Example", "CHAT.example")
+        assert OriginPolicy([]).allows("HTTPS://LocalHost:8000", "LOCALHOST:8000")
 
     @pytest.mark.parametrize(
         "origin",

@@ -301,8 +301,8 @@ class TestWithSqlStore:
         return WriteBatch(
             sessions=[SessionRow(SESSION, T0, b"sealed interests")],
             participants=[
-                ParticipantRow(SESSION, 0, "a" * 32, b"sealed ip 0"),
-                ParticipantRow(SESSION, 1, "b" * 32, b"sealed ip 1"),
+                ParticipantRow(SESSION, 0, "a" * 32, b"sealed ip 0", "a" * 32),
+                ParticipantRow(SESSION, 1, "b" * 32, b"sealed ip 1", "b" * 32),
             ],
         )
 

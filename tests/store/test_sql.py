@@ -48,7 +48,7 @@ def started(
     return WriteBatch(
         sessions=[SessionRow(session_id, at, b"sealed interests %d" % n)],
         participants=[
-            ParticipantRow(session_id, slot, pseudonym, b"sealed ip %d" % slot)
+            ParticipantRow(session_id, slot, pseudonym, b"sealed ip %d" % slot, pseudonym)
             for slot, pseudonym in enumerate(pseudonyms)
         ],
         messages=[

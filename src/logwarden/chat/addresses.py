@@ -56,11 +56,17 @@ class TrustedProxies:
 
 
 class OriginPolicy:
-    """The page's own origin is always allowed, plus the configured ones.
+    """Which pages may open a chat: the configured origins, and the page's own.
 
     A browser always sends ``Origin`` on a WebSocket handshake, so checking it stops another
     site from opening a chat in a visitor's name; a client without ``Origin`` is not a browser
     page (a bot or a native app) and has no ambient authority to abuse, so it is allowed.
+
+    "The page's own" means the origin names the host the request was sent to, and only when
+    that host is an IP address or ``localhost``. A host *name* cannot vouch for itself: with
+    DNS rebinding an attacker's name resolves to our address, and the browser then sends a
+    matching ``Host`` and ``Origin``. A deployment under a domain lists its public origin in
+    ``allowed_origins``.
     """
 
     def __init__(self, allowed: Iterable[str]) -> None:
@@ -78,7 +84,20 @@ class OriginPolicy:
             host is not None
             and parts.scheme in ("http", "https")
             and parts.netloc == host.strip().lower()
+            and _is_address_or_localhost(parts.hostname)
         )
+
+
+def _is_address_or_localhost(hostname: str | None) -> bool:
+    if hostname is None:
+        return False
+    if hostname == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
 
 
 def _normal_origin(origin: str) -> str:

@@ -82,13 +82,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         response.headers.update(_SECURITY_HEADERS)
         return response
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "connections": chat.connections})
+        return JSONResponse({"status": "ok"})
 
     @app.get("/policy")
     async def policy() -> JSONResponse:
@@ -120,7 +120,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
             return
         peer = websocket.client.host if websocket.client else "0.0.0.0"
-        address = proxies.client_address(peer, websocket.headers.get("x-forwarded-for"))
+        # Every X-Forwarded-For line, in order: a proxy may append its own line after the
+        # client's forged one, and only the right-most entries are believable.
+        forwarded_for = ",".join(websocket.headers.getlist("x-forwarded-for")) or None
+        address = proxies.client_address(peer, forwarded_for)
         await websocket.accept()
         await chat.serve(websocket, address)
 
@@ -130,7 +133,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
 
 def _render_page(settings: Settings) -> str:
-    template = (resources.files("logwarden.chat") / "static" / "index.html").read_text("utf-8")
+    template = (resources.files("logwarden.chat") / "templates" / "index.html").read_text("utf-8")
     r = settings.retention
     values = {
         "session_days": r.session_days,

@@ -36,6 +36,7 @@ REPORT_REASONS = frozenset(
     {"harassment", "hate", "sexual_content", "minor_safety", "threats", "spam", "other"}
 )
 MAX_REPORT_COMMENT_CHARS = 500
+MAX_CHAT_ID_CHARS = 64
 
 
 class State(Enum):
@@ -73,6 +74,7 @@ class Stop:
 class Report:
     reason: str
     comment: str | None
+    chat: str | None = None  # the `chat` of `matched`; without it, the current or last chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +190,19 @@ def _parse_report(document: dict[str, Any], _limits: Limits) -> Report:
         raise ProtocolError(
             "invalid_field", f'"reason" must be one of: {", ".join(sorted(REPORT_REASONS))}'
         )
+    chat = None
+    if document.get("chat") is not None:
+        chat = _text(document, "chat")
+        if len(chat) > MAX_CHAT_ID_CHARS:
+            raise ProtocolError("invalid_field", '"chat" is not a chat id')
     if document.get("comment") is None:
-        return Report(reason, None)
+        return Report(reason, None, chat)
     comment = _text(document, "comment").strip()
     if len(comment) > MAX_REPORT_COMMENT_CHARS:
         raise ProtocolError(
             "invalid_field", f'"comment" is over {MAX_REPORT_COMMENT_CHARS} characters'
         )
-    return Report(reason, comment or None)
+    return Report(reason, comment or None, chat)
 
 
 def _text(document: dict[str, Any], field: str) -> str:

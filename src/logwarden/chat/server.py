@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Coroutine, Iterable
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from functools import partial
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -52,8 +54,14 @@ CLOSE_SERVICE_RESTART = 1012  # what uvicorn sends every connection when it shut
 # Errors that a well-behaved client can run into by timing alone (the stranger left while its
 # message was in flight) are no sign of abuse and do not count towards closing it; the frame
 # rate limit still bounds how many of them anyone can provoke.
+# Messages one connection may have waiting for the log at once; past this its next frame is not
+# read until the oldest is durable. Several in flight let a fast sender share group commits
+# with itself; a bound keeps one connection from queueing without limit.
+_MAX_IN_FLIGHT = 32
+
 _INNOCENT_ERRORS = frozenset(
     {
+        "internal_error",
         "not_in_chat",
         "already_joined",
         "not_joined",
@@ -73,14 +81,17 @@ class Client:
         websocket: WebSocket,
         address: str,
         pseudonym: str,
+        block_key: str,
         settings: ChatSettings,
         now: float,
     ) -> None:
         self.websocket = websocket
         self.address = address
         self.pseudonym = pseudonym
+        self.block_key = block_key
         self.state = State.IDLE
-        self.session: ChatSession | None = None
+        self.session: ChatSession | None = None  # set once the chat is announced
+        self.matching: ChatSession | None = None  # paired, start not yet recorded (still waiting)
         self.last_session: ChatSession | None = None
         self.interests: tuple[str, ...] = ()
         self.last_seen = now
@@ -93,6 +104,8 @@ class Client:
         )
         self.strikes = StrikeCounter(limit=settings.abuse_error_limit, window=settings.abuse_window)
         self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.outbound_queue)
+        # Messages of this client on their way to the log, oldest first (they resolve in order).
+        self.logging: deque[asyncio.Future[None]] = deque()
         self.writer: asyncio.Task[None] | None = None
         self.closer: asyncio.Task[None] | None = None  # our side closing the socket
         self.closing = False
@@ -176,6 +189,8 @@ class ChatServer:
         self._sessions: set[ChatSession] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        # Set by whoever runs the server: tells a shutdown's 1012 from a client's own.
+        self.is_shutting_down: Callable[[], bool] = lambda: False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -191,10 +206,6 @@ class ChatServer:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    @property
-    def connections(self) -> int:
-        return len(self._clients)
-
     # -- one connection --------------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket, address: str) -> None:
@@ -204,6 +215,7 @@ class ChatServer:
             websocket=websocket,
             address=address,
             pseudonym=self._vault.pseudonym(address),
+            block_key=self._vault.network_pseudonym(address),
             settings=self._settings,
             now=loop.time(),
         )
@@ -214,7 +226,7 @@ class ChatServer:
             while not client.closing:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
-                    if message.get("code") == CLOSE_SERVICE_RESTART:
+                    if message.get("code") == CLOSE_SERVICE_RESTART and self.is_shutting_down():
                         client.leave_reason = "server_shutdown"
                     break
                 client.last_seen = loop.time()
@@ -223,8 +235,13 @@ class ChatServer:
                     client, raw if raw is not None else message.get("bytes") or b""
                 )
         finally:
-            self._clients.discard(client)
-            self._leave(client, reason=client.leave_reason)
+            try:
+                if client.logging and not client.closing:
+                    # What they sent before leaving still reaches the stranger, as if serial.
+                    await asyncio.wait({client.logging[-1]})
+            finally:
+                self._clients.discard(client)
+                self._leave(client, reason=client.leave_reason)
             client.closing = True
             client.writer.cancel()
             if client.closer is not None:
@@ -271,16 +288,34 @@ class ChatServer:
             if not client.frames.take(now):
                 raise ProtocolError("rate_limited", "too many frames; slow down")
             frame = parse_frame(raw, self._limits)
-            await self._dispatch(client, frame)
+            try:
+                await self._dispatch(client, frame)
+            except (ProtocolError, asyncio.CancelledError):
+                raise
+            except Exception:
+                # A bug of ours must cost this one frame, not the connection or the chat. The
+                # frame itself is not logged: it may hold a stranger's words.
+                log.exception("internal error handling a %s frame", frame_type(frame))
+                raise ProtocolError("internal_error", "the server failed on this frame") from None
         except ProtocolError as exc:
             answers = exc.frame_type or (None if frame is None else frame_type(frame))
             reply = {"in_reply_to": answers} if answers else {}
-            self._send(client, encode("error", code=exc.code, message=exc.message, **reply))
+            error = encode("error", code=exc.code, message=exc.message, **reply)
+            if client.logging:
+                # Replies keep the order of the frames: after those of messages still on their
+                # way to the log (callbacks of one future run in the order they were added).
+                client.logging[-1].add_done_callback(lambda _: self._send(client, error))
+            else:
+                self._send(client, error)
             if exc.code not in _INNOCENT_ERRORS and client.strikes.strike(now):
                 log.info("closing %s: too many errors (last: %s)", _who(client), exc.code)
                 self._close(client, CLOSE_POLICY, "too many errors", leave_reason="abuse")
 
     async def _dispatch(self, client: Client, frame: ClientFrame) -> None:
+        if client.logging and not isinstance(frame, SendMessage | Typing | Pong):
+            # A stop (or next, report, join) takes effect after the messages sent before it:
+            # "bye" then Esc must still deliver "bye".
+            await asyncio.wait({client.logging[-1]})
         match frame:
             case SendMessage(text):
                 await self._on_message(client, text)
@@ -296,8 +331,8 @@ class ChatServer:
                 await self._join(client, client.interests if interests is None else interests)
             case Stop():
                 self._on_stop(client)
-            case Report(reason, comment):
-                await self._on_report(client, reason, comment)
+            case Report(reason, comment, chat):
+                await self._on_report(client, reason, comment, chat)
             case Pong():
                 pass
 
@@ -312,15 +347,40 @@ class ChatServer:
             raise ProtocolError("rate_limited", "too many messages; slow down")
         slot, seq, at = session.slot_of(client), session.next_seq(), self._clock.now_ms()
         try:
-            await self._log.message(
+            logged = self._log.message(
                 session_id=session.id, seq=seq, slot=slot, sent_at=at, text=text
             )
         except StoreError:
-            raise ProtocolError(
-                "log_unavailable", "your message could not be recorded, so it was not sent"
-            ) from None
-        # Logged. Relay only if the chat is still on: a stranger who left meanwhile is gone.
+            raise ProtocolError("log_unavailable", _NOT_LOGGED) from None
+        client.logging.append(logged)
+        logged.add_done_callback(partial(self._relay, client, session, text, seq, at))
+        if len(client.logging) >= _MAX_IN_FLIGHT:
+            await asyncio.wait({client.logging[0]})
+
+    def _relay(
+        self,
+        client: Client,
+        session: ChatSession,
+        text: str,
+        seq: int,
+        at: int,
+        logged: asyncio.Future[None],
+    ) -> None:
+        """Runs once the message is durable (or failed): only now may the stranger see it."""
+        client.logging.popleft()  # futures resolve in submission order: this is the oldest
+        if logged.cancelled() or logged.exception() is not None:
+            self._send(
+                client,
+                encode("error", code="log_unavailable", message=_NOT_LOGGED, in_reply_to="message"),
+            )
+            return
+        # Relay only if the chat is still on: a stranger who left meanwhile is gone. The
+        # message stays in the log (it was said), and the sender learns it was not delivered.
         if session.ended:
+            self._send(
+                client,
+                encode("error", code="not_in_chat", message=_NOT_DELIVERED, in_reply_to="message"),
+            )
             return
         self._send(session.peer_of(client), encode("message", text=text, seq=seq, at=at))
         self._send(client, encode("sent", seq=seq, at=at))
@@ -332,10 +392,15 @@ class ChatServer:
         self._leave(client, reason="stopped")
         self._send(client, encode("ended", reason=reason))
 
-    async def _on_report(self, client: Client, reason: str, comment: str | None) -> None:
-        session = client.session or self._recent_session(client)
+    async def _on_report(
+        self, client: Client, reason: str, comment: str | None, chat: str | None
+    ) -> None:
+        candidates = (client.session, self._recent_session(client))
+        session = next((s for s in candidates if s is not None and chat in (None, s.id)), None)
         if session is None:
-            raise ProtocolError("nothing_to_report", "there is no chat to report")
+            # Naming the chat (from `matched`) keeps a report sent just after `next` from
+            # landing on the new stranger.
+            raise ProtocolError("nothing_to_report", "there is no such chat to report")
         slot = session.slot_of(client)
         if slot in session.reported_by:
             raise ProtocolError("already_reported", "you already reported this chat")
@@ -354,8 +419,8 @@ class ChatServer:
                 "log_unavailable", "your report could not be recorded; try again"
             ) from None
         reported = session.peer_of(client)
-        if reported.pseudonym != client.pseudonym:
-            self._blocked.add(frozenset((client.pseudonym, reported.pseudonym)))
+        if reported.block_key != client.block_key:
+            self._blocked.add(frozenset((client.block_key, reported.block_key)))
         log.info("session %s reported by slot %d (%s)", session.id, slot, reason)
         self._send(client, encode("reported"))
 
@@ -369,12 +434,15 @@ class ChatServer:
     # -- pairing and sessions --------------------------------------------------------------
 
     def _can_pair(self, a: Client, b: Client) -> bool:
-        return a is not b and frozenset((a.pseudonym, b.pseudonym)) not in self._blocked
+        return a is not b and frozenset((a.block_key, b.block_key)) not in self._blocked
 
-    async def _join(self, client: Client, interests: tuple[str, ...]) -> None:
+    async def _join(
+        self, client: Client, interests: tuple[str, ...], *, announce: bool = True
+    ) -> None:
         client.interests = interests
         client.state = State.WAITING
-        self._send(client, encode("waiting", interests=list(interests)))
+        if announce:
+            self._send(client, encode("waiting", interests=list(interests)))
         match = self._matchmaker.join(client, interests)
         if match is not None:
             await self._start_session(match)
@@ -391,15 +459,14 @@ class ChatServer:
             self._spawn(self._start_session(match))
 
     async def _start_session(self, match: Match[Client]) -> None:
+        """Record the new chat, then announce it; until then both are still waiting."""
         first, second = match.first, match.second
         session = ChatSession(
             first=first, second=second, started_at=self._clock.now_ms(), interests=match.shared
         )
         for client in session.clients:
             client.cancel_fallback()
-            client.state = State.CHATTING
-            client.session = session
-        self._sessions.add(session)
+            client.matching = session
         try:
             await self._log.session_started(
                 session_id=session.id,
@@ -407,31 +474,47 @@ class ChatServer:
                 interests=session.interests,
                 addresses=(first.address, second.address),
                 pseudonyms=(first.pseudonym, second.pseudonym),
+                block_keys=(first.block_key, second.block_key),
             )
         except StoreError:
             log.error("session %s could not be recorded; not starting it", session.id)
-            self._release(session)
             for client in session.clients:
-                self._send(
-                    client,
-                    encode(
-                        "error",
-                        code="log_unavailable",
-                        message="the chat could not be recorded; try again",
-                    ),
-                )
+                if client.matching is session:
+                    client.matching, client.state = None, State.IDLE
+                    self._send(
+                        client,
+                        encode(
+                            "error",
+                            code="log_unavailable",
+                            message="the chat could not be recorded; try again",
+                        ),
+                    )
             return
-        log.info("session %s started %s %s", session.id, _who(first), _who(second))
-        if session.ended:  # one of them left while the start was being recorded
+        stayed = [c for c in session.clients if c.matching is session and not c.closing]
+        if len(stayed) < 2:
+            # Someone left before they ever saw the stranger: no chat took place. The log
+            # closes the record; whoever stayed goes back to the queue as if nothing happened.
+            left = next(c for c in session.clients if c not in stayed)
+            self._spawn(self._record_end(session, reason="cancelled", by=session.slot_of(left)))
+            for client in stayed:
+                client.matching = None
+                await self._join(client, client.interests, announce=False)
             return
         for client in session.clients:
-            self._send(client, encode("matched", interests=list(session.interests)))
+            client.matching, client.state, client.session = None, State.CHATTING, session
+        self._sessions.add(session)
+        log.info("session %s started %s %s", session.id, _who(first), _who(second))
+        for client in session.clients:
+            self._send(
+                client, encode("matched", chat=session.id, interests=list(session.interests))
+            )
 
     def _leave(self, client: Client, *, reason: str) -> None:
         """Take ``client`` out of the queue or their chat; they are idle afterwards."""
         client.cancel_fallback()
         if client.state is State.WAITING:
             self._matchmaker.leave(client)
+            client.matching = None  # a chat being set up for them will not start
         elif client.session is not None:
             self._end_session(client.session, reason=reason, by=client)
         client.state = State.IDLE
@@ -487,6 +570,10 @@ class ChatServer:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+_NOT_LOGGED = "your message could not be recorded, so it was not sent"
+_NOT_DELIVERED = "the stranger left before your message reached them"
 
 
 def _who(client: Client) -> str:

@@ -64,6 +64,7 @@ class _SessionStart:
     interests: tuple[str, ...]
     addresses: tuple[str, str]  # raw IPs of slot 0 and slot 1
     pseudonyms: tuple[str, str]
+    block_keys: tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +110,18 @@ class SessionLog(Protocol):
         interests: Sequence[str],
         addresses: tuple[str, str],
         pseudonyms: tuple[str, str],
+        block_keys: tuple[str, str],
     ) -> None: ...
 
-    async def message(
+    def message(
         self, *, session_id: str, seq: int, slot: int, sent_at: int, text: str
-    ) -> None: ...
+    ) -> asyncio.Future[None]:
+        """Queue a message; the future resolves once it is durable.
+
+        Not a coroutine, so that one connection can have several messages on their way to the
+        disk at once (the chat relays each from the future's callback, in order).
+        """
+        ...
 
     async def session_ended(
         self, *, session_id: str, ended_at: int, reason: str, ended_by: int | None
@@ -158,15 +166,18 @@ class Recorder:
         interests: Sequence[str],
         addresses: tuple[str, str],
         pseudonyms: tuple[str, str],
+        block_keys: tuple[str, str],
     ) -> None:
         await self._committer.submit(
-            _SessionStart(session_id, started_at, tuple(interests), addresses, pseudonyms)
+            _SessionStart(
+                session_id, started_at, tuple(interests), addresses, pseudonyms, block_keys
+            )
         )
 
-    async def message(
+    def message(
         self, *, session_id: str, seq: int, slot: int, sent_at: int, text: str
-    ) -> None:
-        await self._committer.submit(_Message(session_id, seq, slot, sent_at, text))
+    ) -> asyncio.Future[None]:
+        return self._committer.submit(_Message(session_id, seq, slot, sent_at, text))
 
     async def session_ended(
         self, *, session_id: str, ended_at: int, reason: str, ended_by: int | None
@@ -201,16 +212,16 @@ class Recorder:
                     text.encode(), session_id=session_id, label=message_label(seq, slot, sent_at)
                 )
                 batch.messages.append(MessageRow(session_id, seq, slot, sent_at, sealed))
-            case _SessionStart(session_id, started_at, interests, addresses, pseudonyms):
+            case _SessionStart(session_id, started_at, interests, addresses, pseudonyms, blocks):
                 interests_json = json.dumps(list(interests)).encode()
                 sealed = seal(interests_json, session_id=session_id, label=interests_label())
                 batch.sessions.append(SessionRow(session_id, started_at, sealed))
-                for slot, (address, pseudonym) in enumerate(
-                    zip(addresses, pseudonyms, strict=True)
+                for slot, (address, pseudonym, block_key) in enumerate(
+                    zip(addresses, pseudonyms, blocks, strict=True)
                 ):
                     ip_sealed = seal(address.encode(), session_id=session_id, label=ip_label(slot))
                     batch.participants.append(
-                        ParticipantRow(session_id, slot, pseudonym, ip_sealed)
+                        ParticipantRow(session_id, slot, pseudonym, ip_sealed, block_key)
                     )
             case _SessionEnd(session_id, ended_at, reason, ended_by):
                 batch.ends.append(SessionEndRow(session_id, ended_at, reason, ended_by))
@@ -249,13 +260,16 @@ class UnsafeNoLogRecorder:
         interests: Sequence[str],
         addresses: tuple[str, str],
         pseudonyms: tuple[str, str],
+        block_keys: tuple[str, str],
     ) -> None:
         return None
 
-    async def message(
+    def message(
         self, *, session_id: str, seq: int, slot: int, sent_at: int, text: str
-    ) -> None:
-        return None
+    ) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def session_ended(
         self, *, session_id: str, ended_at: int, reason: str, ended_by: int | None

@@ -1,14 +1,17 @@
 """The store interface: what the recorder writes and the CLI and console read.
 
 Rows arriving here are already sealed by the vault; the store never sees plaintext text or
-addresses. Two backends implement ``Store``: SQLite now, PostgreSQL next, behind the same
-calls (``SqlStore.sqlite(path)``; callers never branch on the backend).
+addresses. Rows are named tuples whose fields are their table's columns in order, so a batch
+goes to the driver's ``executemany`` as it is, with no per-row conversion.
+
+Two backends implement ``Store``: SQLite now, PostgreSQL next, behind the same calls
+(``SqlStore.sqlite(path)``; callers never branch on the backend).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "MessageRow",
@@ -23,23 +26,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRow:
+class SessionRow(NamedTuple):
     id: str
     started_at: int  # ms since the epoch, UTC
     interests_sealed: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ParticipantRow:
+class ParticipantRow(NamedTuple):
     session_id: str
     slot: int  # 0 or 1
     ip_pseudonym: str
     ip_sealed: bytes
+    block_key: str
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRow:
+class MessageRow(NamedTuple):
     session_id: str
     seq: int  # 1, 2, ... within the session, in the order the server received them
     slot: int
@@ -47,16 +48,14 @@ class MessageRow:
     text_sealed: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class SessionEndRow:
+class SessionEndRow(NamedTuple):
     session_id: str
     ended_at: int
     reason: str
     ended_by: int | None  # the slot whose action or failure ended it, if any
 
 
-@dataclass(frozen=True, slots=True)
-class ReportRow:
+class ReportRow(NamedTuple):
     session_id: str
     reporter_slot: int
     reason: str
@@ -118,7 +117,7 @@ class Store(Protocol):
         ...
 
     def reported_pairs(self) -> list[tuple[str, str]]:
-        """(reporter, reported) IP pseudonyms of every report."""
+        """(reporter, reported) block keys (network pseudonyms) of every report."""
         ...
 
     def close(self) -> None: ...

@@ -40,6 +40,8 @@ participants = Table(
     Column("slot", SmallInteger, primary_key=True),
     Column("ip_pseudonym", String(32), nullable=False),
     Column("ip_sealed", LargeBinary, nullable=False),
+    # The pseudonym of the address's network (itself for IPv4, its /64 for IPv6): blocks.
+    Column("block_key", String(32), nullable=False),
     Index("ix_participants_ip_pseudonym", "ip_pseudonym"),
 )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +32,18 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # Table and column names are ours, never input; the values go as parameters.
+        self._insert_sql = {
+            row: f"INSERT INTO {table} ({', '.join(row._fields)}) "  # noqa: S608 - no input here
+            f"VALUES ({', '.join([mark] * len(row._fields))})"
+            for row, table in (
+                (SessionRow, "sessions"),
+                (ParticipantRow, "participants"),
+                (MessageRow, "messages"),
+                (ReportRow, "reports"),
+            )
+        }
 
     @classmethod
     def sqlite(cls, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> SqlStore:
@@ -66,15 +77,12 @@ class SqlStore:
             schema.metadata.create_all(self._engine)
 
     def write(self, batch: WriteBatch) -> None:
+        # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost
+        # more than the insert itself on the hot path (measured: 12 us against 3 us a message).
         with _store_errors("write to the session log"), self._engine.begin() as conn:
-            if batch.sessions:
-                conn.execute(schema.sessions.insert(), [asdict(r) for r in batch.sessions])
-            if batch.participants:
-                conn.execute(schema.participants.insert(), [asdict(r) for r in batch.participants])
-            if batch.messages:
-                conn.execute(schema.messages.insert(), [asdict(r) for r in batch.messages])
-            if batch.reports:
-                conn.execute(schema.reports.insert(), [asdict(r) for r in batch.reports])
+            for rows in (batch.sessions, batch.participants, batch.messages, batch.reports):
+                if rows:
+                    conn.exec_driver_sql(self._insert_sql[type(rows[0])], rows)
             for end in batch.ends:
                 conn.execute(
                     schema.sessions.update()
@@ -160,7 +168,7 @@ class SqlStore:
             schema.participants.alias("reported"),
         )
         query = (
-            select(reporter.c.ip_pseudonym, reported.c.ip_pseudonym)
+            select(reporter.c.block_key, reported.c.block_key)
             .select_from(r)
             .join(
                 reporter,

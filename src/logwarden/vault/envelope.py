@@ -21,15 +21,20 @@ __all__ = ["Vault", "canonical_ip"]
 _AAD_PREFIX = b"logwarden/v1\x00"
 _KEY_INFO = b"logwarden session data key v1\x00"
 _PSEUDONYM_INFO = b"logwarden ip pseudonym v1\x00"
+_NETWORK_INFO = b"logwarden ipv6 /64 pseudonym v1\x00"
 _KEY_CACHE_LIMIT = 4096  # sessions; a cache miss costs one HKDF (a few microseconds)
 
 
 def canonical_ip(address: str) -> bytes:
     """The packed form of an IP address; IPv4-mapped IPv6 counts as the IPv4 address."""
+    return ipaddress.ip_address(canonical_ip_text(address)).packed
+
+
+def canonical_ip_text(address: str) -> str:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.packed
+    return str(ip)
 
 
 class Vault:
@@ -61,6 +66,20 @@ class Vault:
         2**32 IPv4 addresses, which a bare hash could.
         """
         digest = keyed_digest(self._material.pseudonym_key, _PSEUDONYM_INFO + canonical_ip(address))
+        return digest[:16].hex()
+
+    def network_pseudonym(self, address: str) -> str:
+        """The pseudonym of the network an address stands for, for blocking.
+
+        An IPv4 address stands for itself. An IPv6 address stands for its /64: one subscriber
+        line or device gets a whole /64 and picks new addresses in it at will (privacy
+        addresses rotate daily), so a block on one address would not hold.
+        """
+        ip = ipaddress.ip_address(canonical_ip_text(address))
+        if ip.version == 4:
+            return self.pseudonym(address)
+        prefix = ipaddress.ip_network(f"{ip}/64", strict=False).network_address.packed[:8]
+        digest = keyed_digest(self._material.pseudonym_key, _NETWORK_INFO + prefix)
         return digest[:16].hex()
 
     def _session_key(self, session_id: str) -> AESGCM:

@@ -76,6 +76,7 @@
     reported: false,
     reportLine: null, // the "Sending your report…" line, confirmed in place
     lastSent: "", // type of the last frame sent, to tell what an error answers
+    chat: null, // the `chat` id of the last `matched`, named in reports
   };
 
   // ---------------------------------------------------------------- helpers
@@ -367,6 +368,7 @@
   }
 
   function onMatched(frame) {
+    state.chat = typeof frame.chat === "string" ? frame.chat : null;
     clearReportTimer();
     state.reported = false;
     state.endedAt = 0;
@@ -437,15 +439,14 @@
     line.textContent = state.phase === "chatting" ? text + " Press Stop to leave." : text;
   }
 
-  // The protocol's error frame cannot name the frame it answers (its `type` is "error"),
-  // so errors are matched by code and by what this page sent last. The server handles one
-  // connection's frames in order, and rejections answer at once.
+  // An error names the frame type it answers in `in_reply_to` when the server knows it;
+  // otherwise it answers what this page sent last (replies come in the order of the frames).
   const MESSAGE_ONLY_ERRORS = new Set(["message_too_long", "empty_message"]);
   const SILENT_ERRORS = new Set(["already_joined", "not_joined"]);
 
   function onError(frame) {
     const code = typeof frame.code === "string" ? frame.code : "";
-    const last = state.lastSent;
+    const last = typeof frame.in_reply_to === "string" ? frame.in_reply_to : state.lastSent;
     if (code === "not_joined" && state.phase === "stopping") setPhase("idle"); // raced a departure
     if (SILENT_ERRORS.has(code)) return;
     const aboutMessage =
@@ -723,6 +724,7 @@
       return;
     }
     const frame = { type: "report", reason };
+    if (state.chat) frame.chat = state.chat; // the chat on screen, even if a new one began
     const comment = ui.reportComment.value.trim();
     if (comment) frame.comment = Array.from(comment).slice(0, COMMENT_MAX).join("");
     ui.dialog.close();
