@@ -126,6 +126,33 @@ class TestConversation:
         assert a.expect("message")["text"] == "from b, trimmed"
         assert b.expect("sent")["seq"] == 6
 
+    def test_message_then_stop_still_delivers_the_message(
+        self, clients: Callable[..., ChatClient]
+    ) -> None:
+        """ "bye" sent right before Stop reaches the stranger before they learn the chat ended."""
+        a, b = pair(clients)
+        a.send("message", text="bye!")
+        a.send("stop")
+        assert a.expect("sent")["seq"] == 1
+        assert a.expect("ended")["reason"] == "stopped"
+        assert b.expect("message")["text"] == "bye!"
+        assert b.expect("stranger_left")["reason"] == "stopped"
+
+    def test_replies_keep_the_order_of_the_frames(self, clients: Callable[..., ChatClient]) -> None:
+        """Pipelined frames are answered in order, errors included, with what they answer."""
+        a, b = pair(clients)
+        a.send("message", text="one")
+        a.send("message", text="")
+        a.send("message", text="two")
+        a.send("teleport")
+        assert a.expect("sent")["seq"] == 1
+        empty = a.expect("error")
+        assert (empty["code"], empty["in_reply_to"]) == ("empty_message", "message")
+        assert a.expect("sent")["seq"] == 2
+        error = a.expect("error")
+        assert (error["code"], error.get("in_reply_to")) == ("unknown_type", None)
+        assert [b.expect("message")["text"] for _ in range(2)] == ["one", "two"]
+
     def test_typing_is_relayed(self, clients: Callable[..., ChatClient]) -> None:
         """Typing indicators reach the stranger."""
         a, b = pair(clients)
