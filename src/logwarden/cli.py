@@ -119,6 +119,12 @@ def serve(
     # Only uvicorn knows it is shutting down when it closes every connection with 1012; a
     # client can send 1012 too, so the chat asks rather than trusting the code.
     application.state.chat.is_shutting_down = lambda: server.should_exit
+    # uvicorn's own "running on" line goes through the log filter, which masks every address.
+    err.print(
+        f"logwarden serving on http://{settings.host}:{settings.port}"
+        f" (data in {settings.data_dir.resolve()})",
+        highlight=False,
+    )
     server.run()
 
 
