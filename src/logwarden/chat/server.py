@@ -59,6 +59,8 @@ CLOSE_SERVICE_RESTART = 1012  # what uvicorn sends every connection when it shut
 # with itself; a bound keeps one connection from queueing without limit.
 _MAX_IN_FLIGHT = 32
 
+_HEARTBEAT_CHUNK = 100  # connections pinged between two turns of the event loop
+
 _INNOCENT_ERRORS = frozenset(
     {
         "internal_error",
@@ -557,7 +559,13 @@ class ChatServer:
         while True:
             await asyncio.sleep(self._settings.heartbeat_interval)
             now = loop.time()
-            for client in list(self._clients):
+            for n, client in enumerate(list(self._clients)):
+                if n % _HEARTBEAT_CHUNK == _HEARTBEAT_CHUNK - 1:
+                    # Let chats run between chunks: a thousand pings (and their pongs) in one
+                    # go stalled every relay for tens of milliseconds (bench/relay.py).
+                    await asyncio.sleep(0)
+                if client.closing:
+                    continue
                 if now - client.last_seen > self._settings.heartbeat_timeout:
                     log.info("closing %s: heartbeat timeout", _who(client))
                     self._close(
