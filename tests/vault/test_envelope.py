@@ -86,6 +86,13 @@ class TestSealOpen:
         assert first[1:13] != second[1:13]
         assert first != second
 
+    def test_nonces_stay_unique_across_draws(self, vault: Vault) -> None:
+        """Nonces drawn in bulk are each used once, across many refills of the pool."""
+        tokens = [vault.seal(b"x", session_id=SESSION, label=LABEL) for _ in range(2000)]
+        nonces = {token[1:13] for token in tokens}
+        assert len(nonces) == 2000
+        assert all(vault.open(t, session_id=SESSION, label=LABEL) == b"x" for t in tokens)
+
     def test_another_vault_with_the_same_keys_opens(self, token: bytes) -> None:
         """A token opens with a new Vault over the same key material (after a restart)."""
         assert Vault(material()).open(token, session_id=SESSION, label=LABEL) == b"hello, stranger"
