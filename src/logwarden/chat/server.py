@@ -59,7 +59,7 @@ CLOSE_SERVICE_RESTART = 1012  # what uvicorn sends every connection when it shut
 # with itself; a bound keeps one connection from queueing without limit.
 _MAX_IN_FLIGHT = 32
 
-_HEARTBEAT_CHUNK = 100  # connections pinged between two turns of the event loop
+_HEARTBEAT_PHASES = 16  # heartbeat wake-ups per interval; connections spread over them
 
 _INNOCENT_ERRORS = frozenset(
     {
@@ -97,6 +97,7 @@ class Client:
         self.last_session: ChatSession | None = None
         self.interests: tuple[str, ...] = ()
         self.last_seen = now
+        self.next_ping = now  # set by the server to spread pings over the interval
         self.fallback: asyncio.TimerHandle | None = None
         self.frames = TokenBucket(
             rate=settings.frames_per_second, burst=settings.frame_burst, now=now
@@ -191,6 +192,7 @@ class ChatServer:
         self._sessions: set[ChatSession] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._accepted = 0  # connections so far, to give each a heartbeat phase
         # Set by whoever runs the server: tells a shutdown's 1012 from a client's own.
         self.is_shutting_down: Callable[[], bool] = lambda: False
 
@@ -221,6 +223,9 @@ class ChatServer:
             settings=self._settings,
             now=loop.time(),
         )
+        self._accepted += 1
+        phase = (self._accepted % _HEARTBEAT_PHASES + 1) / _HEARTBEAT_PHASES
+        client.next_ping = client.last_seen + self._settings.heartbeat_interval * phase
         self._clients.add(client)
         client.writer = loop.create_task(self._write_loop(client))
         self._send(client, self._hello)
@@ -554,16 +559,17 @@ class ChatServer:
     # -- heartbeats ------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        # Each connection is pinged on its own phase of the interval (see ``serve``), and the
+        # loop wakes _HEARTBEAT_PHASES times an interval to ping whoever is due: pinging
+        # everyone at once (and taking every pong at once) stalled every chat for tens of
+        # milliseconds at a thousand connections (bench/relay.py).
         ping = encode("ping")
         loop = asyncio.get_running_loop()
+        interval = self._settings.heartbeat_interval
         while True:
-            await asyncio.sleep(self._settings.heartbeat_interval)
+            await asyncio.sleep(interval / _HEARTBEAT_PHASES)
             now = loop.time()
-            for n, client in enumerate(list(self._clients)):
-                if n % _HEARTBEAT_CHUNK == _HEARTBEAT_CHUNK - 1:
-                    # Let chats run between chunks: a thousand pings (and their pongs) in one
-                    # go stalled every relay for tens of milliseconds (bench/relay.py).
-                    await asyncio.sleep(0)
+            for client in list(self._clients):
                 if client.closing:
                     continue
                 if now - client.last_seen > self._settings.heartbeat_timeout:
@@ -571,7 +577,8 @@ class ChatServer:
                     self._close(
                         client, CLOSE_HEARTBEAT, "heartbeat timeout", leave_reason="timeout"
                     )
-                else:
+                elif now >= client.next_ping:
+                    client.next_ping = now + interval
                     self._send(client, ping)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
