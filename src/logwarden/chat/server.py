@@ -51,9 +51,6 @@ CLOSE_POLICY = 1008  # persistent abuse, or a client that stopped reading
 CLOSE_HEARTBEAT = 4000
 CLOSE_SERVICE_RESTART = 1012  # what uvicorn sends every connection when it shuts down
 
-# Errors that a well-behaved client can run into by timing alone (the stranger left while its
-# message was in flight) are no sign of abuse and do not count towards closing it; the frame
-# rate limit still bounds how many of them anyone can provoke.
 # Messages one connection may have waiting for the log at once; past this its next frame is not
 # read until the oldest is durable. Several in flight let a fast sender share group commits
 # with itself; a bound keeps one connection from queueing without limit.
@@ -61,6 +58,9 @@ _MAX_IN_FLIGHT = 32
 
 _HEARTBEAT_PHASES = 16  # heartbeat wake-ups per interval; connections spread over them
 
+# Errors that a well-behaved client can run into by timing alone (the stranger left while its
+# message was in flight) are no sign of abuse and do not count towards closing it; the frame
+# rate limit still bounds how many of them anyone can provoke.
 _INNOCENT_ERRORS = frozenset(
     {
         "internal_error",
