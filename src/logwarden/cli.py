@@ -119,6 +119,13 @@ def serve(
     # Only uvicorn knows it is shutting down when it closes every connection with 1012; a
     # client can send 1012 too, so the chat asks rather than trusting the code.
     application.state.chat.is_shutting_down = lambda: server.should_exit
+    if not settings.allowed_origins and settings.host not in ("127.0.0.1", "::1", "localhost"):
+        err.print(
+            "note: allowed_origins is empty, so browsers reach the chat only by IP address;"
+            " list the page's public origin (e.g. https://chat.example.org) to serve it under"
+            " a domain name (docs/protocol.md, Origin)",
+            highlight=False,
+        )
     # uvicorn's own "running on" line goes through the log filter, which masks every address.
     err.print(
         f"logwarden serving on http://{settings.host}:{settings.port}"
