@@ -40,3 +40,32 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     data_dir: Path = tmp_path_factory.mktemp("server") / "data"
     with serve_in_process(data_dir, env=TEST_SERVER_ENV) as server:
         yield server
+
+
+# PostgreSQL for the store tests: a database of their own on the local server, dropped after.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOGWARDEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, or a skip (a failure in CI) if none."""
+    import secrets
+
+    import psycopg
+
+    name = f"logwarden_test_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -310,3 +310,18 @@ class TestBadValues:
         path = write_toml(tmp_path, "port = 99999\n")
         settings = load_settings(config_file=path, environ={"LOGWARDEN_PORT": "8080"})
         assert settings.port == 8080
+
+
+class TestDatabaseUrl:
+    def test_database_url_is_never_shown(self) -> None:
+        """The database URL (it may hold a password) is masked in the settings' repr."""
+        settings = load_settings(
+            environ={"LOGWARDEN_DATABASE_URL": "postgresql://lw:hunter2@db.example/lw"}
+        )
+        assert settings.database_url is not None
+        assert settings.database_url.get_secret_value().endswith("@db.example/lw")
+        assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+    def test_default_is_sqlite(self) -> None:
+        """Without a database URL the log is the SQLite file in the data directory."""
+        assert load_settings(environ={}).database_url is None

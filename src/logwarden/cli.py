@@ -14,6 +14,7 @@ from rich.table import Table
 
 from logwarden.config import Settings, load_settings
 from logwarden.errors import LogwardenError
+from logwarden.store import SqlStore
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -225,16 +226,17 @@ def sessions_show(
             out.print(f"  {_inert(r['comment'])}", markup=False, highlight=False)
 
 
-def _open_store(settings: Settings) -> Any:
-    from logwarden.datadir import is_initialised
+def _open_store(settings: Settings) -> SqlStore:
+    from logwarden.datadir import is_initialised, open_store
     from logwarden.errors import DataDirError
-    from logwarden.store import SqlStore
 
-    if not is_initialised(settings) or not settings.sqlite_path.exists():
+    if not is_initialised(settings) or (
+        settings.database_url is None and not settings.sqlite_path.exists()
+    ):
         raise DataDirError(
             f"{settings.data_dir} is not an initialised data directory (run `logwarden init`)"
         )
-    return SqlStore.sqlite(settings.sqlite_path)
+    return open_store(settings)
 
 
 def _summary_dict(summary: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -87,6 +88,9 @@ class Settings(_Section):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # PostgreSQL instead of the SQLite file in data_dir: postgresql://user@host/db. A secret:
+    # never printed (it may hold a password). The keys stay in data_dir either way.
+    database_url: SecretStr | None = None
     # Origins allowed to open /ws besides the page's own, e.g. "https://chat.example.org".
     allowed_origins: list[str] = Field(default_factory=list)
     # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks).
@@ -187,8 +191,8 @@ def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown setting {key!r} (from {source})")
         else:
-            value = error.get("input")
-            lines.append(f"setting {key!r} = {value!r} (from {source}): {error['msg']}")
+            value = "'**********'" if key == "database_url" else repr(error.get("input"))
+            lines.append(f"setting {key!r} = {value} (from {source}): {error['msg']}")
     return "invalid configuration: " + "; ".join(lines)
 
 

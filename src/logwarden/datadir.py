@@ -12,7 +12,7 @@ from logwarden.store import SqlStore
 from logwarden.vault import create_key_file
 from logwarden.vault.keys import KEY_FILE_NAME
 
-__all__ = ["initialise", "is_initialised"]
+__all__ = ["initialise", "is_initialised", "open_store"]
 
 
 def is_initialised(settings: Settings) -> bool:
@@ -35,10 +35,17 @@ def initialise(settings: Settings) -> bool:
     if not is_initialised(settings):
         create_key_file(settings.keys_dir)
         created = True
-    if not settings.sqlite_path.exists():
+    if settings.database_url is None and not settings.sqlite_path.exists():
         created = True
-    SqlStore.sqlite(settings.sqlite_path).close()
+    open_store(settings).close()
     return created
+
+
+def open_store(settings: Settings) -> SqlStore:
+    """The configured session log: PostgreSQL at ``database_url``, else SQLite in data_dir."""
+    if settings.database_url is not None:
+        return SqlStore.postgres(settings.database_url.get_secret_value())
+    return SqlStore.sqlite(settings.sqlite_path, synchronous=settings.recorder.sqlite_synchronous)
 
 
 def _require_private(path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The SQLite session log: batches written in one transaction, read back by the CLI and console."""
+"""The session log's store on both backends: batches written in one transaction, read back."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from logwarden.errors import StoreError
@@ -29,8 +30,22 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "logwarden.db"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, db_path: Path) -> Iterator[SqlStore]:
+    """An empty store on each backend: the same tests run against both."""
+    if request.param == "sqlite":
+        store = SqlStore.sqlite(db_path)
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+        store = SqlStore.postgres(url)
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("TRUNCATE sessions, participants, messages, reports RESTART IDENTITY")
+    yield store
+    store.close()
+
+
 @pytest.fixture
-def store(db_path: Path) -> Iterator[SqlStore]:
+def sqlite_store(db_path: Path) -> Iterator[SqlStore]:
     store = SqlStore.sqlite(db_path)
     yield store
     store.close()
@@ -72,15 +87,15 @@ class TestFile:
         SqlStore.sqlite(db_path).close()
         assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
 
-    def test_wal_journal(self, store: SqlStore, db_path: Path) -> None:
+    def test_wal_journal(self, sqlite_store: SqlStore, db_path: Path) -> None:
         """The database uses the WAL journal, as seen by an independent connection."""
-        store.write(started(1, at=T0))
+        sqlite_store.write(started(1, at=T0))
         with sqlite3.connect(db_path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
-    def test_wal_files_are_owner_only(self, store: SqlStore, db_path: Path) -> None:
+    def test_wal_files_are_owner_only(self, sqlite_store: SqlStore, db_path: Path) -> None:
         """The WAL and shared-memory files next to the database are owner-only too."""
-        store.write(started(1, at=T0))
+        sqlite_store.write(started(1, at=T0))
         companions = [p for p in db_path.parent.iterdir() if p.name != db_path.name]
         assert companions, "WAL mode should leave -wal/-shm files while open"
         for path in companions:

@@ -16,8 +16,8 @@ from logwarden.chat.addresses import OriginPolicy, TrustedProxies
 from logwarden.chat.server import ChatServer
 from logwarden.clock import Clock, SystemClock
 from logwarden.config import Settings
+from logwarden.datadir import open_store
 from logwarden.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
-from logwarden.store import SqlStore
 from logwarden.vault import Vault, load_key_file
 
 __all__ = ["create_app"]
@@ -37,7 +37,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the app over an initialised data directory (see ``logwarden init``)."""
     clock = clock or SystemClock()
     vault = Vault(load_key_file(settings.keys_dir))
-    store = SqlStore.sqlite(settings.sqlite_path, synchronous=settings.recorder.sqlite_synchronous)
+    store = open_store(settings)
     session_log: SessionLog = (
         UnsafeNoLogRecorder()
         if settings.unsafe_bench_no_log

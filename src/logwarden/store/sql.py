@@ -79,6 +79,19 @@ class SqlStore:
         store.create_schema()
         return store
 
+    @classmethod
+    def postgres(cls, url: str) -> SqlStore:
+        """Open the log in the PostgreSQL database at ``url`` (``postgresql://…``), creating
+        its tables if needed. Durability is the server's: a commit returns once its WAL is
+        flushed (``synchronous_commit`` on, PostgreSQL's default)."""
+        if not url.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise StoreError("a PostgreSQL URL starts with postgresql://")
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
+        store = cls(engine)
+        store.create_schema()
+        return store
+
     def create_schema(self) -> None:
         with _store_errors("create the schema"):
             schema.metadata.create_all(self._engine)
