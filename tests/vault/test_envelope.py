@@ -243,6 +243,21 @@ class TestVectors:
             vault.open(bytes.fromhex(token), session_id=session_id, label=label + "x")
 
 
+class TestNetworkPseudonym:
+    def test_ipv4_stands_for_itself(self, vault: Vault) -> None:
+        """An IPv4 address's network pseudonym is its own pseudonym (mapped form included)."""
+        assert vault.network_pseudonym("192.0.2.1") == vault.pseudonym("192.0.2.1")
+        assert vault.network_pseudonym("::ffff:192.0.2.1") == vault.pseudonym("192.0.2.1")
+        assert vault.network_pseudonym("192.0.2.2") != vault.network_pseudonym("192.0.2.1")
+
+    def test_ipv6_stands_for_its_64(self, vault: Vault) -> None:
+        """Addresses in one IPv6 /64 share a network pseudonym; another /64 does not."""
+        same = vault.network_pseudonym("2001:db8:0:1::1")
+        assert vault.network_pseudonym("2001:db8:0:1:ffff:1234:5678:9abc") == same
+        assert vault.network_pseudonym("2001:db8:0:2::1") != same
+        assert vault.pseudonym("2001:db8:0:1::1") != same  # not the address's own pseudonym
+
+
 class TestPseudonym:
     def test_stable(self, vault: Vault) -> None:
         """The same address always gives the same pseudonym, also from a new Vault."""

@@ -2,10 +2,10 @@
 
 Rows arriving here are already sealed by the vault; the store never sees plaintext text or
 addresses. Rows are named tuples whose fields are their table's columns in order, so a batch
-goes to the driver's ``executemany`` as it is, with no per-row conversion.
+goes to the driver as it is, with no per-row conversion.
 
-Two backends implement ``Store``: SQLite now, PostgreSQL next, behind the same calls
-(``SqlStore.sqlite(path)``; callers never branch on the backend).
+Two backends implement ``Store`` with the same code, ``SqlStore.sqlite(path)`` and
+``SqlStore.postgres(url)``; callers never branch on the backend.
 """
 
 from __future__ import annotations

@@ -28,14 +28,14 @@ _KEY_CACHE_LIMIT = 4096  # sessions; a cache miss costs one HKDF (a few microsec
 
 def canonical_ip(address: str) -> bytes:
     """The packed form of an IP address; IPv4-mapped IPv6 counts as the IPv4 address."""
-    return ipaddress.ip_address(canonical_ip_text(address)).packed
+    return _parse_ip(address).packed
 
 
-def canonical_ip_text(address: str) -> str:
+def _parse_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
+        return ip.ipv4_mapped
+    return ip
 
 
 class Vault:
@@ -77,8 +77,7 @@ class Vault:
         without keeping the address; without the key it cannot be reversed by trying all
         2**32 IPv4 addresses, which a bare hash could.
         """
-        digest = keyed_digest(self._material.pseudonym_key, _PSEUDONYM_INFO + canonical_ip(address))
-        return digest[:16].hex()
+        return self._keyed_pseudonym(_PSEUDONYM_INFO + canonical_ip(address))
 
     def network_pseudonym(self, address: str) -> str:
         """The pseudonym of the network an address stands for, for blocking.
@@ -87,12 +86,13 @@ class Vault:
         line or device gets a whole /64 and picks new addresses in it at will (privacy
         addresses rotate daily), so a block on one address would not hold.
         """
-        ip = ipaddress.ip_address(canonical_ip_text(address))
+        ip = _parse_ip(address)
         if ip.version == 4:
-            return self.pseudonym(address)
-        prefix = ipaddress.ip_network(f"{ip}/64", strict=False).network_address.packed[:8]
-        digest = keyed_digest(self._material.pseudonym_key, _NETWORK_INFO + prefix)
-        return digest[:16].hex()
+            return self._keyed_pseudonym(_PSEUDONYM_INFO + ip.packed)
+        return self._keyed_pseudonym(_NETWORK_INFO + ip.packed[:8])  # the /64 prefix
+
+    def _keyed_pseudonym(self, data: bytes) -> str:
+        return keyed_digest(self._material.pseudonym_key, data)[:16].hex()
 
     def _session_key(self, session_id: str) -> AESGCM:
         with self._lock:
