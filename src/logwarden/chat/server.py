@@ -114,6 +114,11 @@ class Client:
         self.closing = False
         self.leave_reason = "disconnected"
 
+    async def messages_logged(self) -> None:
+        """Return once every message this client sent so far is durable and relayed."""
+        if self.logging:
+            await asyncio.wait({self.logging[-1]})
+
     def cancel_fallback(self) -> None:
         if self.fallback is not None:
             self.fallback.cancel()
@@ -243,9 +248,9 @@ class ChatServer:
                 )
         finally:
             try:
-                if client.logging and not client.closing:
+                if not client.closing:
                     # What they sent before leaving still reaches the stranger, as if serial.
-                    await asyncio.wait({client.logging[-1]})
+                    await client.messages_logged()
             finally:
                 self._clients.discard(client)
                 self._leave(client, reason=client.leave_reason)
@@ -306,8 +311,7 @@ class ChatServer:
                 raise ProtocolError("internal_error", "the server failed on this frame") from None
         except ProtocolError as exc:
             answers = exc.frame_type or (None if frame is None else frame_type(frame))
-            reply = {"in_reply_to": answers} if answers else {}
-            error = encode("error", code=exc.code, message=exc.message, **reply)
+            error = _error_frame(exc.code, exc.message, in_reply_to=answers)
             if client.logging:
                 # Replies keep the order of the frames: after those of messages still on their
                 # way to the log (callbacks of one future run in the order they were added).
@@ -319,10 +323,10 @@ class ChatServer:
                 self._close(client, CLOSE_POLICY, "too many errors", leave_reason="abuse")
 
     async def _dispatch(self, client: Client, frame: ClientFrame) -> None:
-        if client.logging and not isinstance(frame, SendMessage | Typing | Pong):
+        if not isinstance(frame, SendMessage | Typing | Pong):
             # A stop (or next, report, join) takes effect after the messages sent before it:
             # "bye" then Esc must still deliver "bye".
-            await asyncio.wait({client.logging[-1]})
+            await client.messages_logged()
         match frame:
             case SendMessage(text):
                 await self._on_message(client, text)
@@ -376,18 +380,12 @@ class ChatServer:
         """Runs once the message is durable (or failed): only now may the stranger see it."""
         client.logging.popleft()  # futures resolve in submission order: this is the oldest
         if logged.cancelled() or logged.exception() is not None:
-            self._send(
-                client,
-                encode("error", code="log_unavailable", message=_NOT_LOGGED, in_reply_to="message"),
-            )
+            self._send(client, _error_frame("log_unavailable", _NOT_LOGGED, in_reply_to="message"))
             return
         # Relay only if the chat is still on: a stranger who left meanwhile is gone. The
         # message stays in the log (it was said), and the sender learns it was not delivered.
         if session.ended:
-            self._send(
-                client,
-                encode("error", code="not_in_chat", message=_NOT_DELIVERED, in_reply_to="message"),
-            )
+            self._send(client, _error_frame("not_in_chat", _NOT_DELIVERED, in_reply_to="message"))
             return
         self._send(session.peer_of(client), encode("message", text=text, seq=seq, at=at))
         self._send(client, encode("sent", seq=seq, at=at))
@@ -490,10 +488,8 @@ class ChatServer:
                     client.matching, client.state = None, State.IDLE
                     self._send(
                         client,
-                        encode(
-                            "error",
-                            code="log_unavailable",
-                            message="the chat could not be recorded; try again",
+                        _error_frame(
+                            "log_unavailable", "the chat could not be recorded; try again"
                         ),
                     )
             return
@@ -589,6 +585,11 @@ class ChatServer:
 
 _NOT_LOGGED = "your message could not be recorded, so it was not sent"
 _NOT_DELIVERED = "the stranger left before your message reached them"
+
+
+def _error_frame(code: str, message: str, *, in_reply_to: str | None = None) -> str:
+    reply = {"in_reply_to": in_reply_to} if in_reply_to else {}
+    return encode("error", code=code, message=message, **reply)
 
 
 def _who(client: Client) -> str:
