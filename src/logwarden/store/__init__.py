@@ -1,9 +1,13 @@
 """The session log's storage: one interface, SQL backends."""
 
 from logwarden.store.base import (
+    AddressRow,
+    DayTable,
     MessageRow,
     ParticipantRow,
+    ReceiptRow,
     ReportRow,
+    RetentionState,
     SessionEndRow,
     SessionRecord,
     SessionRow,
@@ -11,12 +15,18 @@ from logwarden.store.base import (
     Store,
     WriteBatch,
 )
+from logwarden.store.schema import PRESERVED
 from logwarden.store.sql import SqlStore
 
 __all__ = [
+    "PRESERVED",
+    "AddressRow",
+    "DayTable",
     "MessageRow",
     "ParticipantRow",
+    "ReceiptRow",
     "ReportRow",
+    "RetentionState",
     "SessionEndRow",
     "SessionRecord",
     "SessionRow",

@@ -11,12 +11,19 @@ Two backends implement ``Store`` with the same code, ``SqlStore.sqlite(path)`` a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Literal, NamedTuple, Protocol
+
+DayTable = Literal["messages", "addresses"]
 
 __all__ = [
+    "AddressRow",
+    "DayTable",
     "MessageRow",
     "ParticipantRow",
+    "ReceiptRow",
     "ReportRow",
+    "RetentionState",
     "SessionEndRow",
     "SessionRecord",
     "SessionRow",
@@ -29,6 +36,7 @@ __all__ = [
 class SessionRow(NamedTuple):
     id: str
     started_at: int  # ms since the epoch, UTC
+    day: int  # started_at's UTC day (ms // 86_400_000): the session's key buckets
     interests_sealed: bytes
 
 
@@ -36,13 +44,22 @@ class ParticipantRow(NamedTuple):
     session_id: str
     slot: int  # 0 or 1
     ip_pseudonym: str
-    ip_sealed: bytes
     block_key: str
+
+
+class AddressRow(NamedTuple):
+    """A participant's raw address, sealed under the session's address key (7-day class)."""
+
+    session_id: str
+    slot: int
+    bucket: int  # the session's day, or PRESERVED
+    ip_sealed: bytes
 
 
 class MessageRow(NamedTuple):
     session_id: str
     seq: int  # 1, 2, ... within the session, in the order the server received them
+    bucket: int  # the session's day, or PRESERVED
     slot: int
     sent_at: int
     text_sealed: bytes
@@ -63,22 +80,46 @@ class ReportRow(NamedTuple):
     created_at: int
 
 
+class ReceiptRow(NamedTuple):
+    token_digest: str  # SHA-256 of the token, hex
+    session_id: str
+    slot: int
+    issued_at: int
+
+
+class RetentionState(NamedTuple):
+    """What decides how long a session is kept (docs/retention.md)."""
+
+    session_id: str
+    started_at: int
+    day: int
+    ended_at: int | None
+    reported_at: int | None
+    held_at: int | None
+    hold_reason: str | None
+    erase_after: int | None
+
+
 @dataclass(slots=True)
 class WriteBatch:
     """Everything one group commit writes, in one transaction."""
 
     sessions: list[SessionRow] = field(default_factory=list)
     participants: list[ParticipantRow] = field(default_factory=list)
+    addresses: list[AddressRow] = field(default_factory=list)
     messages: list[MessageRow] = field(default_factory=list)
     reports: list[ReportRow] = field(default_factory=list)
+    receipts: list[ReceiptRow] = field(default_factory=list)
     ends: list[SessionEndRow] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
             len(self.sessions)
             + len(self.participants)
+            + len(self.addresses)
             + len(self.messages)
             + len(self.reports)
+            + len(self.receipts)
             + len(self.ends)
         )
 
@@ -99,13 +140,19 @@ class SessionRecord:
     session: SessionRow
     ended: SessionEndRow | None
     participants: tuple[ParticipantRow, ...]
+    addresses: tuple[AddressRow, ...]
     messages: tuple[MessageRow, ...]
     reports: tuple[ReportRow, ...]
+    retention: RetentionState
 
 
 class Store(Protocol):
     def write(self, batch: WriteBatch) -> None:
-        """Write the batch in one transaction: all of it is durable on return, or none."""
+        """Write the batch in one transaction: all of it is durable on return, or none.
+
+        A report also marks its session reported (``reported_at``, kept from the first) and
+        moves the session's message and address rows to ``PRESERVED``, in the same transaction.
+        """
         ...
 
     def recent_sessions(self, *, limit: int) -> list[SessionSummary]:
@@ -118,6 +165,57 @@ class Store(Protocol):
 
     def reported_pairs(self) -> list[tuple[str, str]]:
         """(reporter, reported) block keys (network pseudonyms) of every report."""
+        ...
+
+    def receipt(self, token_digest: str) -> ReceiptRow | None: ...
+
+    # Retention. The log store holds the retention state; the keystore follows it.
+    def retention_state(self, session_id: str) -> RetentionState | None: ...
+
+    def preserved_sessions(self) -> list[RetentionState]:
+        """Every session that is reported or held."""
+        ...
+
+    def mark_reported(self, session_id: str, *, at: int) -> bool:
+        """Put a session in the reported class (a safety flag); False if there is no such
+        session. Keeps an earlier ``reported_at``; moves its rows to ``PRESERVED``."""
+        ...
+
+    def set_hold(self, session_id: str, *, held_at: int | None, reason: str | None) -> bool:
+        """Place (``held_at`` set) or release (``None``) a legal hold; False if no session.
+        Placing moves the session's rows to ``PRESERVED``; releasing moves nothing (the
+        caller decides where they go with ``move_rows``)."""
+        ...
+
+    def move_rows(
+        self, session_id: str, *, text_bucket: int | None, address_bucket: int | None
+    ) -> None:
+        """Set the bucket of a session's message rows and of its address rows; ``None``
+        deletes those rows instead."""
+        ...
+
+    def set_erase_after(self, session_id: str, at: int | None) -> None: ...
+
+    def pending_erasures(self, as_of: int) -> list[str]:
+        """Sessions whose erasure is due (``erase_after <= as_of``), not reported or held."""
+        ...
+
+    def expired_sessions(self, *, metadata_through_day: int, reported_before: int) -> list[str]:
+        """Sessions past every class that keeps their metadata: not held, started on or
+        before ``metadata_through_day``, and not reported at or after ``reported_before``."""
+        ...
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> int:
+        """Delete every row of these sessions in every table; returns how many sessions."""
+        ...
+
+    def count_days(self, table: DayTable, *, through_day: int) -> int:
+        """Rows of ``table`` in day buckets 1..through_day (expired, when the purge asks)."""
+        ...
+
+    def drop_days(self, table: DayTable, *, through_day: int) -> int:
+        """Delete the rows in day buckets 1..through_day; returns how many. On PostgreSQL
+        ``messages`` drops whole day partitions instead of deleting rows."""
         ...
 
     def close(self) -> None: ...
