@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +27,8 @@ sessions_app = typer.Typer(
     no_args_is_help=True, help="Read the session log (administrators, on the host)."
 )
 app.add_typer(sessions_app, name="sessions")
+retention_app = typer.Typer(no_args_is_help=True, help="Check retention (docs/retention.md).")
+app.add_typer(retention_app, name="retention")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # no wrapping inside paths and commands
@@ -35,6 +39,15 @@ DataDirOption = Annotated[
         "--data-dir",
         envvar="LOGWARDEN_DATA_DIR",
         help="Data directory (database, keys).",
+        show_default=False,
+    ),
+]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Act as if it were this time (ISO 8601, UTC unless it says otherwise), for drills "
+        "on a copy of a data directory.",
         show_default=False,
     ),
 ]
@@ -90,7 +103,6 @@ def serve(
     from logwarden.chat.transport import BackpressuredWebSocket, handshake_limited_http
     from logwarden.datadir import initialise, is_initialised
     from logwarden.logging_setup import log_config
-    from logwarden.vault import Vault, load_key_file
 
     os.umask(0o077)  # everything the server creates (WAL, journal) is the owner's alone
     try:
@@ -99,7 +111,7 @@ def serve(
             initialise(settings)
             err.print(f"initialised {settings.data_dir.resolve()}", highlight=False)
         application = create_app(settings)
-        pseudonym = Vault(load_key_file(settings.keys_dir)).pseudonym
+        pseudonym = application.state.vault.pseudonym
     except LogwardenError as exc:
         raise _fail(exc) from None
     server = uvicorn.Server(
@@ -177,8 +189,8 @@ def sessions_show(
     as_json: Annotated[bool, typer.Option("--json", help="The transcript as JSON.")] = False,
 ) -> None:
     """The decrypted transcript of one session."""
+    from logwarden.datadir import open_keystore, open_vault
     from logwarden.transcripts import open_transcript
-    from logwarden.vault import Vault, load_key_file
 
     try:
         settings = _settings(config, data_dir=data_dir)
@@ -188,7 +200,11 @@ def sessions_show(
         if record is None:
             err.print(f"[bold red]error:[/] no session {session_id!r}", highlight=False)
             raise typer.Exit(code=1)
-        transcript = open_transcript(record, Vault(load_key_file(settings.keys_dir)))
+        keystore = open_keystore(settings)
+        try:
+            transcript = open_transcript(record, open_vault(settings, keystore))
+        finally:
+            keystore.close()
     except LogwardenError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -202,12 +218,24 @@ def sessions_show(
         else f"{_utc(transcript.ended_at)} ({transcript.end_reason})"
     )
     out.print(f"started {_utc(transcript.started_at)}, ended {ended}", highlight=False)
-    out.print(
-        f"shared interests: {', '.join(transcript.interests) or '(random match)'}", highlight=False
+    if transcript.held_at is not None:
+        out.print(
+            f"held since {_utc(transcript.held_at)}: {_inert(transcript.hold_reason or '')}",
+            markup=False,
+            highlight=False,
+        )
+    if transcript.reported_at is not None:
+        out.print(f"reported class since {_utc(transcript.reported_at)}", highlight=False)
+    interests = (
+        _DESTROYED
+        if transcript.interests is None
+        else ", ".join(transcript.interests) or "(random match)"
     )
+    out.print(f"shared interests: {_inert(interests)}", markup=False, highlight=False)
     for p in transcript.participants:
         out.print(
-            f"{slot_name[p['slot']]}: {p['ip']}  (pseudonym {p['ip_pseudonym']})",
+            f"{slot_name[p['slot']]}: {p['ip'] or _DESTROYED}  (pseudonym {p['ip_pseudonym']})",
+            markup=False,
             highlight=False,
         )
     for m in transcript.messages:
@@ -216,7 +244,7 @@ def sessions_show(
             end="",
             highlight=False,
         )
-        out.print(_inert(m["text"]), markup=False, highlight=False)
+        out.print(_inert(m["text"] or _DESTROYED), markup=False, highlight=False)
     for r in transcript.reports:
         out.print(
             f"report by {slot_name[r['reporter_slot']]} at {_utc(r['at'])}: {r['reason']}",
@@ -224,6 +252,139 @@ def sessions_show(
         )
         if r["comment"]:
             out.print(f"  {_inert(r['comment'])}", markup=False, highlight=False)
+
+
+@sessions_app.command("hold")
+def sessions_hold(
+    session_id: Annotated[str, typer.Argument(help="Session id.")],
+    reason: Annotated[str, typer.Option(help="Why (a case or order reference).")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Place a legal hold: everything of the session is kept until released."""
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        err.print("[bold red]error:[/] --reason must be 1 to 500 characters", highlight=False)
+        raise typer.Exit(code=2)
+    with _retention(config, data_dir, None) as retention:
+        state = retention.hold(session_id, reason=reason)
+    _require_session(state, session_id)
+    out.print(f"held {session_id}", highlight=False)
+
+
+@sessions_app.command("release")
+def sessions_release(
+    session_id: Annotated[str, typer.Argument(help="Session id.")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Release a legal hold: the session's own retention applies again (what has expired
+    meanwhile is destroyed now)."""
+    with _retention(config, data_dir, None) as retention:
+        state = retention.release(session_id)
+    _require_session(state, session_id)
+    out.print(f"released {session_id}", highlight=False)
+
+
+@sessions_app.command("flag")
+def sessions_flag(
+    session_id: Annotated[str, typer.Argument(help="Session id.")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Move a session to the reported class, as a report or a safety flag does."""
+    with _retention(config, data_dir, None) as retention:
+        state = retention.flag(session_id)
+    _require_session(state, session_id)
+    out.print(f"flagged {session_id}: kept in the reported class", highlight=False)
+
+
+@app.command()
+def purge(
+    data_dir: DataDirOption = None, config: ConfigOption = None, as_of: AsOfOption = None
+) -> None:
+    """Destroy every key whose retention has passed, then the rows they sealed."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with (
+        _retention(config, data_dir, as_of) as retention,
+        Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err) as bar,
+    ):
+        task = bar.add_task("purging", total=None)
+        summary = retention.purge(progress=lambda step: bar.update(task, description=step))
+    table = Table("destroyed or deleted", "count", title=f"purge as of {_utc(summary.as_of)}")
+    for cls, count in sorted(summary.buckets_destroyed.items()):
+        table.add_row(f"bucket keys ({cls})", str(count))
+    table.add_row("data keys", str(summary.data_keys_destroyed))
+    table.add_row("message rows", str(summary.messages_deleted))
+    table.add_row("address rows", str(summary.addresses_deleted))
+    table.add_row("sessions (metadata)", str(summary.sessions_deleted))
+    table.add_row("sessions erased on request", str(summary.sessions_erased))
+    table.add_row("key-encryption key rotated", "yes" if summary.kek_rotated else "no")
+    out.print(table)
+    if not summary.wal_truncated:
+        err.print(
+            "warning: a reader kept a WAL (keystore or log) from being emptied; the next purge "
+            "empties it",
+            highlight=False,
+        )
+
+
+@retention_app.command("check")
+def retention_check(
+    data_dir: DataDirOption = None, config: ConfigOption = None, as_of: AsOfOption = None
+) -> None:
+    """List, per class, anything kept past its retention and any key that should be gone.
+    Exits 1 if there is any."""
+    with _retention(config, data_dir, as_of) as retention:
+        findings = retention.check()
+    if not findings:
+        out.print("retention check: nothing is kept past its retention", highlight=False)
+        return
+    table = Table("class", "finding", "count", title="kept past retention")
+    for finding in findings:
+        table.add_row(finding.cls, finding.what, str(finding.count))
+    out.print(table)
+    raise typer.Exit(code=1)
+
+
+@contextmanager
+def _retention(config: Path | None, data_dir: Path | None, as_of: str | None) -> Iterator[Any]:
+    """The data directory's retention service, at ``as_of`` or now; errors end the command."""
+    from logwarden.clock import FakeClock, SystemClock
+    from logwarden.datadir import open_keystore, open_retention
+
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        clock = SystemClock() if as_of is None else FakeClock(_parse_time(as_of))
+        store = _open_store(settings)
+        keystore = open_keystore(settings)
+        try:
+            yield open_retention(settings, store=store, keystore=keystore, clock=clock)
+        finally:
+            keystore.close()
+            store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+
+
+def _parse_time(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time (e.g. 2027-01-31 or 2027-01-31T12:00:00Z)",
+            param_hint="--as-of",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def _require_session(state: object, session_id: str) -> None:
+    if state is None:
+        err.print(f"[bold red]error:[/] no session {session_id!r}", highlight=False)
+        raise typer.Exit(code=1)
 
 
 def _open_store(settings: Settings) -> SqlStore:
@@ -242,6 +403,8 @@ def _open_store(settings: Settings) -> SqlStore:
 def _summary_dict(summary: Any) -> dict[str, Any]:
     return {field: getattr(summary, field) for field in summary.__slots__}
 
+
+_DESTROYED = "(destroyed: retention has passed)"
 
 # Control characters (ESC starts terminal escape sequences) and bidirectional overrides in a
 # stranger's text must not act on the administrator's terminal: show them as escapes instead.

@@ -82,6 +82,8 @@ class RetentionSettings(_Section):
     raw_ip_days: int = Field(7, ge=1)
     metadata_days: int = Field(90, ge=1)  # IP pseudonyms and session times
     reported_days: int = Field(365, ge=1)  # the US REPORT Act's preservation period
+    purge_interval_minutes: float = Field(60.0, gt=0, le=24 * 60)  # the server's purge schedule
+    kek_rotation_days: int = Field(7, ge=1)  # at the latest; every purge that destroys rotates
 
 
 class Settings(_Section):

@@ -1,4 +1,8 @@
-"""The data directory: the SQLite log and the key file, readable by the owner only."""
+"""The data directory: the SQLite log and the keys, readable by the owner only.
+
+``keys/`` holds the pseudonym key (``vault.json``), the key-encryption keys (``kek.json``) and
+the keystore (``keystore.db``); the log is ``logwarden.db`` here or a PostgreSQL database.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,30 @@ import os
 import stat
 from pathlib import Path
 
+from logwarden.clock import Clock, SystemClock
 from logwarden.config import Settings
 from logwarden.errors import DataDirError
-from logwarden.store import SqlStore
-from logwarden.vault import create_key_file
-from logwarden.vault.keys import KEY_FILE_NAME
+from logwarden.retention import Retention, RetentionPolicy
+from logwarden.store import SqlStore, Store
+from logwarden.vault import KeyStore, Vault, create_key_file, load_key_file
+from logwarden.vault.keys import KEK_FILE_NAME, KEY_FILE_NAME
 
-__all__ = ["initialise", "is_initialised", "open_store"]
+__all__ = [
+    "initialise",
+    "is_initialised",
+    "open_keystore",
+    "open_retention",
+    "open_store",
+    "open_vault",
+]
 
 
 def is_initialised(settings: Settings) -> bool:
-    return (settings.keys_dir / KEY_FILE_NAME).exists()
+    keys = settings.keys_dir
+    return (keys / KEY_FILE_NAME).exists() and (keys / KEK_FILE_NAME).exists()
 
 
-def initialise(settings: Settings) -> bool:
+def initialise(settings: Settings, *, clock: Clock | None = None) -> bool:
     """Create the data directory, keys and database if missing; True if anything was created.
 
     Safe to run again: an existing key is never replaced (that would make the log unreadable).
@@ -32,8 +46,11 @@ def initialise(settings: Settings) -> bool:
     if not data_dir.is_dir():
         raise DataDirError(f"{data_dir} exists and is not a directory")
     _require_private(data_dir)
-    if not is_initialised(settings):
+    if not (settings.keys_dir / KEY_FILE_NAME).exists():
         create_key_file(settings.keys_dir)
+        created = True
+    if not (settings.keys_dir / KEK_FILE_NAME).exists():
+        KeyStore.create(settings.keys_dir, now_ms=(clock or SystemClock()).now_ms())
         created = True
     if settings.database_url is None and not settings.sqlite_path.exists():
         created = True
@@ -46,6 +63,32 @@ def open_store(settings: Settings) -> SqlStore:
     if settings.database_url is not None:
         return SqlStore.postgres(settings.database_url.get_secret_value())
     return SqlStore.sqlite(settings.sqlite_path, synchronous=settings.recorder.sqlite_synchronous)
+
+
+def open_keystore(settings: Settings) -> KeyStore:
+    if not is_initialised(settings):
+        raise DataDirError(
+            f"{settings.data_dir} is not initialised: run `logwarden init --data-dir "
+            f"{settings.data_dir}`"
+        )
+    return KeyStore(settings.keys_dir)
+
+
+def open_vault(settings: Settings, keystore: KeyStore) -> Vault:
+    return Vault(load_key_file(settings.keys_dir), keystore)
+
+
+def open_retention(
+    settings: Settings, *, store: Store, keystore: KeyStore, clock: Clock
+) -> Retention:
+    return Retention(
+        store=store,
+        keystore=keystore,
+        policy=RetentionPolicy.from_settings(settings.retention),
+        clock=clock,
+        report_window_ms=round(settings.chat.report_window * 1000),
+        kek_rotation_days=settings.retention.kek_rotation_days,
+    )
 
 
 def _require_private(path: Path) -> None:

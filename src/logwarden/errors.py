@@ -7,6 +7,7 @@ Every error derives from one base class, so a caller can catch all of ours at on
     ├── ProtocolError     a client frame that breaks docs/protocol.md: carries a stable code
     ├── StoreError        the session log could not be read or written
     ├── VaultError        a key is missing or a sealed value does not open (deliberately opaque)
+    │   └── KeyDestroyedError   the value's key was shredded by retention or erasure
     └── DataDirError      the data directory is missing, half-made or has unsafe permissions
 
 Only ``cli.py`` and the ASGI handlers turn these into output, exit codes or error frames.
@@ -17,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DataDirError",
+    "KeyDestroyedError",
     "LogwardenError",
     "ProtocolError",
     "StoreError",
@@ -59,6 +61,10 @@ class VaultError(LogwardenError):
     Opening failures are deliberately opaque: the message never says whether the tag, the
     version or the associated data was wrong, so the error is no oracle.
     """
+
+
+class KeyDestroyedError(VaultError):
+    """The key a value was sealed under no longer exists: retention or erasure shredded it."""
 
 
 class DataDirError(LogwardenError):

@@ -1,4 +1,4 @@
-"""The server's own logs carry no raw IP address: every one is replaced by its pseudonym.
+"""The server's own logs carry no raw IP address (each becomes its pseudonym) and no receipt.
 
 Our code logs pseudonyms and session ids only; this filter is the safety net for everything
 else that logs (uvicorn's access and error logs name the client address), applied to every
@@ -23,6 +23,12 @@ _IP_CANDIDATE = re.compile(
 )
 
 
+# Receipt tokens travel in URL paths (GET /receipt/{token}); whoever reads the access log
+# must not be able to use them. A mistyped path (/receipt//{token}, /Receipt/{token}) is a 404
+# but still carries a live token, so it is redacted too.
+_RECEIPT_PATH = re.compile(r"/receipt/+[^\s\"?/]+", re.IGNORECASE)
+
+
 class IPRedactingFilter(logging.Filter):
     def __init__(self, pseudonym: Callable[[str], str]) -> None:
         super().__init__()
@@ -30,17 +36,20 @@ class IPRedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _IP_CANDIDATE.sub(self._replace, message)
+        redacted = self._redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
-        # A traceback can name an address too (an exception message, a repr of a scope).
+        # A traceback can name an address or a path too (an exception message, a scope's repr).
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = _IP_CANDIDATE.sub(self._replace, record.exc_text)
+            record.exc_text = self._redact(record.exc_text)
         if record.stack_info:
-            record.stack_info = _IP_CANDIDATE.sub(self._replace, record.stack_info)
+            record.stack_info = self._redact(record.stack_info)
         return True
+
+    def _redact(self, text: str) -> str:
+        return _IP_CANDIDATE.sub(self._replace, _RECEIPT_PATH.sub("/receipt/…", text))
 
     def _replace(self, match: re.Match[str]) -> str:
         text = match.group(0)

@@ -23,7 +23,19 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-__all__ = ["ChatClient", "LiveServer", "free_port", "serve_in_process"]
+from logwarden.vault import KeyStore, Vault, load_key_file
+
+__all__ = ["ChatClient", "LiveServer", "free_port", "reading_vault", "serve_in_process"]
+
+
+@contextlib.contextmanager
+def reading_vault(data_dir: Path) -> Iterator[Vault]:
+    """A vault over a data directory's keys, for reading what a server logged."""
+    keystore = KeyStore(data_dir / "keys")
+    try:
+        yield Vault(load_key_file(data_dir / "keys"), keystore)
+    finally:
+        keystore.close()
 
 
 def free_port() -> int:

@@ -1,4 +1,8 @@
-"""Opening a session record: the decrypted transcript an administrator reads."""
+"""Opening a session record: the decrypted transcript an administrator reads.
+
+A value whose key retention has destroyed reads as ``None`` (the raw address after 7 days, the
+text after 30); any other failure to open is a ``VaultError``: a tampered or misplaced value.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from logwarden.errors import KeyDestroyedError
 from logwarden.recorder.recorder import interests_label, ip_label, message_label, report_label
 from logwarden.store import SessionRecord
 from logwarden.vault import Vault
@@ -20,7 +25,10 @@ class Transcript:
     ended_at: int | None
     end_reason: str | None
     ended_by: int | None
-    interests: list[str]
+    reported_at: int | None
+    held_at: int | None
+    hold_reason: str | None
+    interests: list[str] | None  # None: destroyed by retention
     participants: list[dict[str, Any]]
     messages: list[dict[str, Any]]
     reports: list[dict[str, Any]]
@@ -30,17 +38,19 @@ class Transcript:
 
 
 def open_transcript(record: SessionRecord, vault: Vault) -> Transcript:
-    """Decrypt every sealed value of ``record``; ``VaultError`` if any fails to open."""
+    """Decrypt every sealed value of ``record`` that retention has not destroyed."""
     sid = record.session.id
-    interests = json.loads(
-        vault.open(record.session.interests_sealed, session_id=sid, label=interests_label())
-    )
+
+    def unseal(token: bytes, label: str) -> str | None:
+        try:
+            return vault.open(token, session_id=sid, label=label).decode()
+        except KeyDestroyedError:
+            return None
+
+    interests = unseal(record.session.interests_sealed, interests_label())
+    addresses = {a.slot: unseal(a.ip_sealed, ip_label(a.slot)) for a in record.addresses}
     participants = [
-        {
-            "slot": p.slot,
-            "ip_pseudonym": p.ip_pseudonym,
-            "ip": vault.open(p.ip_sealed, session_id=sid, label=ip_label(p.slot)).decode(),
-        }
+        {"slot": p.slot, "ip_pseudonym": p.ip_pseudonym, "ip": addresses.get(p.slot)}
         for p in record.participants
     ]
     messages = [
@@ -48,9 +58,7 @@ def open_transcript(record: SessionRecord, vault: Vault) -> Transcript:
             "seq": m.seq,
             "slot": m.slot,
             "at": m.sent_at,
-            "text": vault.open(
-                m.text_sealed, session_id=sid, label=message_label(m.seq, m.slot, m.sent_at)
-            ).decode(),
+            "text": unseal(m.text_sealed, message_label(m.seq, m.slot, m.sent_at)),
         }
         for m in record.messages
     ]
@@ -61,20 +69,21 @@ def open_transcript(record: SessionRecord, vault: Vault) -> Transcript:
             "at": r.created_at,
             "comment": None
             if r.comment_sealed is None
-            else vault.open(
-                r.comment_sealed, session_id=sid, label=report_label(r.reporter_slot, r.created_at)
-            ).decode(),
+            else unseal(r.comment_sealed, report_label(r.reporter_slot, r.created_at)),
         }
         for r in record.reports
     ]
-    ended = record.ended
+    ended, state = record.ended, record.retention
     return Transcript(
         session_id=sid,
         started_at=record.session.started_at,
         ended_at=None if ended is None else ended.ended_at,
         end_reason=None if ended is None else ended.reason,
         ended_by=None if ended is None else ended.ended_by,
-        interests=interests,
+        reported_at=state.reported_at,
+        held_at=state.held_at,
+        hold_reason=state.hold_reason,
+        interests=None if interests is None else json.loads(interests),
         participants=participants,
         messages=messages,
         reports=reports,

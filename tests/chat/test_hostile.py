@@ -21,9 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from logwarden.store import SqlStore
-from logwarden.testing import ChatClient, LiveServer, serve_in_process
+from logwarden.testing import ChatClient, LiveServer, reading_vault, serve_in_process
 from logwarden.transcripts import Transcript, open_transcript
-from logwarden.vault import Vault, load_key_file
 from tests.conftest import TEST_SERVER_ENV
 
 NewIP = Callable[[], str]
@@ -192,13 +191,13 @@ def transcript_with_interest(live: LiveServer, interest: str) -> Transcript:
     """The logged session whose (unique) shared interest is ``interest``, decrypted."""
     store = SqlStore.sqlite(live.data_dir / "logwarden.db")
     try:
-        vault = Vault(load_key_file(live.data_dir / "keys"))
-        for summary in store.recent_sessions(limit=500):
-            record = store.session(summary.id)
-            assert record is not None
-            transcript = open_transcript(record, vault)
-            if transcript.interests == [interest]:
-                return transcript
+        with reading_vault(live.data_dir) as vault:
+            for summary in store.recent_sessions(limit=500):
+                record = store.session(summary.id)
+                assert record is not None
+                transcript = open_transcript(record, vault)
+                if transcript.interests == [interest]:
+                    return transcript
     finally:
         store.close()
     raise AssertionError(f"no logged session with interest {interest!r}")

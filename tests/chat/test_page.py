@@ -8,13 +8,22 @@ reported one another are never paired again.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    WebSocket,
+    expect,
+    sync_playwright,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -107,6 +116,26 @@ def say(page: Page, text: str) -> None:
     """Type `text` into the message box and press Enter."""
     page.locator("#message").press_sequentially(text, delay=15)
     page.press("#message", "Enter")
+
+
+def record_frames(page: Page) -> list[dict[str, Any]]:
+    """Every JSON frame the page will receive from the server, in order."""
+    frames: list[dict[str, Any]] = []
+
+    def on_socket(socket: WebSocket) -> None:
+        socket.on(
+            "framereceived",
+            lambda payload: (
+                frames.append(json.loads(payload)) if isinstance(payload, str) else None
+            ),
+        )
+
+    page.on("websocket", on_socket)
+    return frames
+
+
+def matched_frames(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [frame for frame in frames if frame["type"] == "matched"]
 
 
 def screenshot(page: Page, directory: Path, name: str) -> Path:
@@ -240,3 +269,72 @@ class TestChatPage:
                 assert box["x"] >= 0, selector
                 assert box["x"] + box["width"] <= PHONE["width"], selector
         screenshot(alice, tmp_path, "phone-conversation")
+
+    def test_receipt_link_after_the_chat_ends(self, open_page: OpenPage, tmp_path: Path) -> None:
+        """Once a chat ends, both sides get a link to their own receipt, until the next chat."""
+        alice = open_page("192.0.2.41")
+        bob = open_page("192.0.2.42")
+        expect(alice.locator("#notice")).to_contain_text("you get a receipt")
+        frames = {page: record_frames(page) for page in (alice, bob)}
+        pair(alice, bob)
+        for page in (alice, bob):
+            expect(page.locator("#receipt")).to_be_hidden()  # not while the chat is on
+        say(bob, "nice to meet you")
+        expect(alice.locator("#log .msg.them")).to_contain_text("nice to meet you")
+
+        alice.click("#stop")
+        alice.click("#stop")  # "Really?"
+        expect(alice.locator("#status")).to_have_text("You have disconnected.")
+        expect(bob.locator("#status")).to_have_text("Stranger has disconnected.")
+        tokens = {}
+        for page in (alice, bob):
+            [matched] = matched_frames(frames[page])
+            tokens[page] = matched["receipt"]
+            line = page.locator("#receipt")
+            expect(line).to_be_visible()
+            expect(line).to_contain_text("Your receipt for this chat")
+            expect(line).to_contain_text("only copy")
+            link = page.locator("#receipt-link")
+            expect(link).to_have_attribute("href", f"/receipt/{tokens[page]}")
+            expect(link).to_have_attribute("target", "_blank")
+            expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b.*\bnoreferrer\b"))
+        assert tokens[alice] != tokens[bob]
+        screenshot(alice, tmp_path, "receipt-line")
+
+        with alice.context.expect_page() as opened:
+            alice.click("#receipt-link")
+        receipt = opened.value
+        problems: list[str] = []
+        receipt.on("console", lambda message: problems.append(message.text))
+        receipt.wait_for_load_state()
+        assert receipt.url == f"{alice.url.rstrip('/')}/receipt/{tokens[alice]}"
+        expect(receipt.locator("body.receipt h1")).to_have_text("Your chat receipt")
+        expect(receipt.locator("table tbody tr")).to_have_count(3)
+        expect(receipt.locator("table")).to_contain_text("messages and interests (encrypted)")
+        # style.css applies: the page is one card, like the rest of the site.
+        card = receipt.evaluate(
+            "(() => { const s = getComputedStyle(document.querySelector('main'));"
+            " return [s.maxWidth, s.borderTopLeftRadius]; })()"
+        )
+        assert card == ["640px", "14px"]
+        screenshot(receipt, tmp_path, "receipt-page")
+        receipt.click("button[type=submit]")  # within the report window: scheduled, not done
+        expect(receipt.locator("h1")).to_have_text("Erasure scheduled")
+        assert problems == []
+        receipt.close()
+
+        alice.click("#stop")  # New: waiting, and the receipt of the last chat is still there
+        expect(alice.locator("#status")).to_contain_text("Looking for a stranger")
+        expect(alice.locator("#receipt")).to_be_visible()
+        bob.click("#stop")
+        for page in (alice, bob):
+            expect(page.locator("#status")).to_contain_text("You're now chatting with")
+            expect(page.locator("#receipt")).to_be_hidden()
+            again = matched_frames(frames[page])
+            assert len(again) == 2 and again[1]["receipt"] != tokens[page]
+        alice.click("#stop")
+        alice.click("#stop")
+        expect(bob.locator("#status")).to_have_text("Stranger has disconnected.")
+        expect(bob.locator("#receipt-link")).to_have_attribute(
+            "href", f"/receipt/{matched_frames(frames[bob])[1]['receipt']}"
+        )

@@ -17,6 +17,7 @@ from logwarden.store import MessageRow, ParticipantRow, SessionRow, SqlStore, Wr
 
 Item = TypeVar("Item")
 T0 = 1_764_061_200_000
+DAY = T0 // 86_400_000
 WINDOW = 0.005  # seconds
 
 
@@ -285,7 +286,7 @@ def merge(batches: Sequence[WriteBatch]) -> WriteBatch:
 
 def message(seq: int, text: bytes | None = None) -> WriteBatch:
     return WriteBatch(
-        messages=[MessageRow(SESSION, seq, seq % 2, T0 + seq, text or b"sealed %d" % seq)]
+        messages=[MessageRow(SESSION, seq, DAY, seq % 2, T0 + seq, text or b"sealed %d" % seq)]
     )
 
 
@@ -299,10 +300,10 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 class TestWithSqlStore:
     def start_session(self) -> WriteBatch:
         return WriteBatch(
-            sessions=[SessionRow(SESSION, T0, b"sealed interests")],
+            sessions=[SessionRow(SESSION, T0, DAY, b"sealed interests")],
             participants=[
-                ParticipantRow(SESSION, 0, "a" * 32, b"sealed ip 0", "a" * 32),
-                ParticipantRow(SESSION, 1, "b" * 32, b"sealed ip 1", "b" * 32),
+                ParticipantRow(SESSION, 0, "a" * 32, "a" * 32),
+                ParticipantRow(SESSION, 1, "b" * 32, "b" * 32),
             ],
         )
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed
 
 from logwarden.store import SqlStore
-from logwarden.testing import ChatClient, serve_in_process
+from logwarden.testing import ChatClient, reading_vault, serve_in_process
 from logwarden.transcripts import open_transcript
-from logwarden.vault import Vault, load_key_file
 from tests.conftest import TEST_SERVER_ENV
 
 FAST = {
@@ -66,7 +65,8 @@ class TestSigkill:
             [summary] = store.recent_sessions(limit=5)
             record = store.session(summary.id)
             assert record is not None
-            transcript = open_transcript(record, Vault(load_key_file(data_dir / "keys")))
+            with reading_vault(data_dir) as vault:
+                transcript = open_transcript(record, vault)
         finally:
             store.close()
         logged = {m["seq"]: m for m in transcript.messages}

@@ -8,9 +8,8 @@ import psycopg
 import pytest
 
 from logwarden.store import SqlStore
-from logwarden.testing import serve_in_process
+from logwarden.testing import reading_vault, serve_in_process
 from logwarden.transcripts import open_transcript
-from logwarden.vault import Vault, load_key_file
 from tests.conftest import TEST_SERVER_ENV
 from tests.recorder.test_session_log import ALICE_IP, BOB_IP, SCRIPT, needles, run_scripted_chat
 
@@ -30,7 +29,8 @@ class TestPostgresLog:
             assert record is not None
         finally:
             store.close()
-        transcript = open_transcript(record, Vault(load_key_file(data_dir / "keys")))
+        with reading_vault(data_dir) as vault:
+            transcript = open_transcript(record, vault)
         assert [(m["slot"], m["text"]) for m in transcript.messages] == SCRIPT
         assert [p["ip"] for p in transcript.participants] == [ALICE_IP, BOB_IP]
         assert postgres_url.rsplit("/", 1)[1] not in server.log_text()  # no URL in the log

@@ -14,9 +14,8 @@ import pytest
 
 from logwarden.errors import VaultError
 from logwarden.store import SqlStore
-from logwarden.testing import ChatClient, LiveServer, serve_in_process
+from logwarden.testing import ChatClient, LiveServer, reading_vault, serve_in_process
 from logwarden.transcripts import Transcript, open_transcript
-from logwarden.vault import Vault, load_key_file
 from tests.conftest import TEST_SERVER_ENV
 
 ALICE_IP = "192.0.2.77"
@@ -75,7 +74,8 @@ def only_transcript(data_dir: Path) -> Transcript:
         assert len(summaries) == 1
         record = store.session(summaries[0].id)
         assert record is not None
-        return open_transcript(record, Vault(load_key_file(data_dir / "keys")))
+        with reading_vault(data_dir) as vault:
+            return open_transcript(record, vault)
     finally:
         store.close()
 
@@ -98,15 +98,15 @@ class TestRecord:
         """Start, end, end reason, matched interests, addresses and pseudonyms are recorded."""
         server, _, _ = chatted
         transcript = only_transcript(server.data_dir)
-        vault = Vault(load_key_file(server.data_dir / "keys"))
         assert transcript.end_reason == "stopped"
         assert transcript.ended_by == 0
         assert transcript.interests == ["chess"]
         assert [p["ip"] for p in transcript.participants] == [ALICE_IP, BOB_IP]
-        assert [p["ip_pseudonym"] for p in transcript.participants] == [
-            vault.pseudonym(ALICE_IP),
-            vault.pseudonym(BOB_IP),
-        ]
+        with reading_vault(server.data_dir) as vault:
+            assert [p["ip_pseudonym"] for p in transcript.participants] == [
+                vault.pseudonym(ALICE_IP),
+                vault.pseudonym(BOB_IP),
+            ]
 
     def test_report_is_recorded(self, chatted: tuple) -> None:
         """The report names its reporter, reason and comment."""
@@ -140,8 +140,8 @@ class TestTampering:
             "UPDATE messages SET slot = 1 - slot WHERE seq = 1",  # re-attributed
             "UPDATE messages SET sent_at = sent_at + 1 WHERE seq = 2",  # re-timed
             "UPDATE messages SET seq = 99 WHERE seq = 3",  # renumbered
-            "UPDATE participants SET ip_sealed ="
-            " (SELECT ip_sealed FROM participants WHERE slot = 1) WHERE slot = 0",  # swapped
+            "UPDATE addresses SET ip_sealed ="
+            " (SELECT ip_sealed FROM addresses WHERE slot = 1) WHERE slot = 0",  # swapped
         ],
     )
     def test_a_changed_row_no_longer_opens(

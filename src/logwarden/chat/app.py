@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -13,14 +15,18 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from logwarden.chat.addresses import OriginPolicy, TrustedProxies
+from logwarden.chat.receipts import receipt_routes
 from logwarden.chat.server import ChatServer
 from logwarden.clock import Clock, SystemClock
 from logwarden.config import Settings
-from logwarden.datadir import open_store
+from logwarden.datadir import open_keystore, open_retention, open_store, open_vault
+from logwarden.errors import LogwardenError
 from logwarden.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
-from logwarden.vault import Vault, load_key_file
+from logwarden.retention import Retention
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("logwarden.retention")
 
 _SECURITY_HEADERS = {
     "content-security-policy": (
@@ -36,14 +42,17 @@ _SECURITY_HEADERS = {
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the app over an initialised data directory (see ``logwarden init``)."""
     clock = clock or SystemClock()
-    vault = Vault(load_key_file(settings.keys_dir))
+    keystore = open_keystore(settings)
+    vault = open_vault(settings, keystore)
     store = open_store(settings)
+    retention = open_retention(settings, store=store, keystore=keystore, clock=clock)
     session_log: SessionLog = (
         UnsafeNoLogRecorder()
         if settings.unsafe_bench_no_log
         else Recorder(
             store=store,
             vault=vault,
+            retention=retention,
             window=settings.recorder.commit_window_ms / 1000,
             max_batch=settings.recorder.max_batch,
         )
@@ -64,15 +73,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         session_log.start(asyncio.get_running_loop())
         chat.start()
+        purging = asyncio.create_task(
+            _purge_on_schedule(retention, settings.retention.purge_interval_minutes * 60)
+        )
         try:
             yield
         finally:
+            purging.cancel()
             await chat.shutdown()
             session_log.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
             store.close()
+            keystore.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.chat = chat
+    app.state.vault = vault
+    app.include_router(receipt_routes(retention))
 
     @app.middleware("http")
     async def security_headers(
@@ -130,6 +148,27 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     static = resources.files("logwarden.chat") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
+
+
+async def _purge_on_schedule(retention: Retention, interval: float) -> None:
+    """Purge at start-up and then every ``interval`` seconds, off the event loop."""
+    while True:
+        try:
+            summary = await asyncio.to_thread(retention.purge)
+        except LogwardenError as exc:
+            log.error("purge failed (will retry): %s", exc)
+        else:
+            log.info(
+                "purge: %d bucket keys and %d data keys destroyed, %d messages, %d addresses "
+                "and %d sessions deleted, %d erasures",
+                sum(summary.buckets_destroyed.values()),
+                summary.data_keys_destroyed,
+                summary.messages_deleted,
+                summary.addresses_deleted,
+                summary.sessions_deleted,
+                summary.sessions_erased,
+            )
+        await asyncio.sleep(interval)
 
 
 def _render_page(settings: Settings) -> str:

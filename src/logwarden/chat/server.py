@@ -39,8 +39,9 @@ from logwarden.chat.protocol import (
 from logwarden.chat.ratelimit import StrikeCounter, TokenBucket
 from logwarden.clock import Clock
 from logwarden.config import ChatSettings, RetentionSettings
-from logwarden.errors import ProtocolError, StoreError
+from logwarden.errors import ProtocolError, StoreError, VaultError
 from logwarden.recorder import SessionLog
+from logwarden.retention.receipts import new_receipt
 from logwarden.vault import Vault
 
 __all__ = ["ChatServer"]
@@ -138,6 +139,8 @@ class ChatSession:
         self.ended = False
         self.ended_at_loop = 0.0  # event-loop time, for the report window
         self.reported_by: set[int] = set()
+        # One receipt per participant (docs/retention.md): the log keeps only the digests.
+        self.receipts = (new_receipt(), new_receipt())
         self._seq = 0
 
     def next_seq(self) -> int:
@@ -361,7 +364,7 @@ class ChatServer:
             logged = self._log.message(
                 session_id=session.id, seq=seq, slot=slot, sent_at=at, text=text
             )
-        except StoreError:
+        except (StoreError, VaultError):
             raise ProtocolError("log_unavailable", _NOT_LOGGED) from None
         client.logging.append(logged)
         logged.add_done_callback(partial(self._relay, client, session, text, seq, at))
@@ -418,7 +421,7 @@ class ChatServer:
                 comment=comment,
                 created_at=self._clock.now_ms(),
             )
-        except StoreError:
+        except (StoreError, VaultError):
             session.reported_by.discard(slot)
             raise ProtocolError(
                 "log_unavailable", "your report could not be recorded; try again"
@@ -480,8 +483,9 @@ class ChatServer:
                 addresses=(first.address, second.address),
                 pseudonyms=(first.pseudonym, second.pseudonym),
                 block_keys=(first.block_key, second.block_key),
+                receipts=(session.receipts[0][1], session.receipts[1][1]),
             )
-        except StoreError:
+        except (StoreError, VaultError):
             log.error("session %s could not be recorded; not starting it", session.id)
             for client in session.clients:
                 if client.matching is session:
@@ -507,9 +511,15 @@ class ChatServer:
             client.matching, client.state, client.session = None, State.CHATTING, session
         self._sessions.add(session)
         log.info("session %s started %s %s", session.id, _who(first), _who(second))
-        for client in session.clients:
+        for slot, client in enumerate(session.clients):
             self._send(
-                client, encode("matched", chat=session.id, interests=list(session.interests))
+                client,
+                encode(
+                    "matched",
+                    chat=session.id,
+                    interests=list(session.interests),
+                    receipt=session.receipts[slot][0],
+                ),
             )
 
     def _leave(self, client: Client, *, reason: str) -> None:
@@ -549,7 +559,7 @@ class ChatServer:
             await self._log.session_ended(
                 session_id=session.id, ended_at=self._clock.now_ms(), reason=reason, ended_by=by
             )
-        except StoreError as exc:
+        except (StoreError, VaultError) as exc:
             log.error("end of session %s could not be recorded: %s", session.id, exc)
 
     # -- heartbeats ------------------------------------------------------------------------

@@ -14,16 +14,21 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logwarden.recorder.batcher import GroupCommitter
+from logwarden.retention.policy import RAW_IP, SESSION, day_of
+from logwarden.retention.service import Retention
 from logwarden.store import (
+    PRESERVED,
+    AddressRow,
     MessageRow,
     ParticipantRow,
+    ReceiptRow,
     ReportRow,
     SessionEndRow,
     SessionRow,
     Store,
     WriteBatch,
 )
-from logwarden.vault import Vault
+from logwarden.vault import ADDRESS, TEXT, NewDataKey, Vault
 
 __all__ = [
     "Recorder",
@@ -65,6 +70,7 @@ class _SessionStart:
     addresses: tuple[str, str]  # raw IPs of slot 0 and slot 1
     pseudonyms: tuple[str, str]
     block_keys: tuple[str, str]
+    receipts: tuple[str, str]  # digests of the receipt tokens handed to slot 0 and slot 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,7 @@ class SessionLog(Protocol):
         addresses: tuple[str, str],
         pseudonyms: tuple[str, str],
         block_keys: tuple[str, str],
+        receipts: tuple[str, str],
     ) -> None: ...
 
     def message(
@@ -143,11 +150,28 @@ class SessionLog(Protocol):
 
 
 class Recorder:
-    """Seals records with the vault and writes them through one group-commit thread."""
+    """Seals records with the vault and writes them through one group-commit thread.
 
-    def __init__(self, *, store: Store, vault: Vault, window: float, max_batch: int) -> None:
+    A session's data keys are made (durable in the keystore) in the same group commit that
+    records its start, before its rows are written. Its rows carry the session's day bucket,
+    or ``PRESERVED`` once it is reported, and a report re-wraps its keys (``Retention.apply``).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        vault: Vault,
+        retention: Retention,
+        window: float,
+        max_batch: int,
+    ) -> None:
         self._store = store
         self._vault = vault
+        self._retention = retention
+        # Live sessions, touched only on the writer thread: their day, and whether reported.
+        self._days: dict[str, int] = {}
+        self._preserved: set[str] = set()
         self._committer: GroupCommitter[_Record] = GroupCommitter(
             self._write, window=window, max_batch=max_batch
         )
@@ -167,10 +191,17 @@ class Recorder:
         addresses: tuple[str, str],
         pseudonyms: tuple[str, str],
         block_keys: tuple[str, str],
+        receipts: tuple[str, str],
     ) -> None:
         await self._committer.submit(
             _SessionStart(
-                session_id, started_at, tuple(interests), addresses, pseudonyms, block_keys
+                session_id,
+                started_at,
+                tuple(interests),
+                addresses,
+                pseudonyms,
+                block_keys,
+                receipts,
             )
         )
 
@@ -199,10 +230,27 @@ class Recorder:
 
     # Runs on the writer thread: sealing there keeps the crypto off the event loop.
     def _write(self, records: Sequence[_Record]) -> None:
+        self._make_keys([r for r in records if type(r) is _SessionStart])
         batch = WriteBatch()
         for record in records:
             self._add(batch, record)
         self._store.write(batch)
+        for report in batch.reports:
+            self._retention.apply(report.session_id)
+        for end in batch.ends:
+            self._vault.forget(end.session_id)
+            self._days.pop(end.session_id, None)
+            self._preserved.discard(end.session_id)
+
+    def _make_keys(self, starts: Sequence[_SessionStart]) -> None:
+        wanted: list[NewDataKey] = []
+        for start in starts:
+            day = day_of(start.started_at)
+            self._days[start.session_id] = day
+            wanted.append(NewDataKey(start.session_id, TEXT, SESSION, day))
+            wanted.append(NewDataKey(start.session_id, ADDRESS, RAW_IP, day))
+        if wanted:
+            self._vault.begin_sessions(wanted)
 
     def _add(self, batch: WriteBatch, record: _Record) -> None:
         seal = self._vault.seal
@@ -211,21 +259,29 @@ class Recorder:
                 sealed = seal(
                     text.encode(), session_id=session_id, label=message_label(seq, slot, sent_at)
                 )
-                batch.messages.append(MessageRow(session_id, seq, slot, sent_at, sealed))
-            case _SessionStart(session_id, started_at, interests, addresses, pseudonyms, blocks):
+                bucket = PRESERVED if session_id in self._preserved else self._days[session_id]
+                batch.messages.append(MessageRow(session_id, seq, bucket, slot, sent_at, sealed))
+            case _SessionStart(
+                session_id, started_at, interests, addresses, pseudonyms, blocks, receipts
+            ):
+                day = self._days[session_id]
                 interests_json = json.dumps(list(interests)).encode()
                 sealed = seal(interests_json, session_id=session_id, label=interests_label())
-                batch.sessions.append(SessionRow(session_id, started_at, sealed))
-                for slot, (address, pseudonym, block_key) in enumerate(
-                    zip(addresses, pseudonyms, blocks, strict=True)
+                batch.sessions.append(SessionRow(session_id, started_at, day, sealed))
+                for slot, (address, pseudonym, block_key, receipt) in enumerate(
+                    zip(addresses, pseudonyms, blocks, receipts, strict=True)
                 ):
                     ip_sealed = seal(address.encode(), session_id=session_id, label=ip_label(slot))
                     batch.participants.append(
-                        ParticipantRow(session_id, slot, pseudonym, ip_sealed, block_key)
+                        ParticipantRow(session_id, slot, pseudonym, block_key)
                     )
+                    batch.addresses.append(AddressRow(session_id, slot, day, ip_sealed))
+                    batch.receipts.append(ReceiptRow(receipt, session_id, slot, started_at))
             case _SessionEnd(session_id, ended_at, reason, ended_by):
                 batch.ends.append(SessionEndRow(session_id, ended_at, reason, ended_by))
             case _Report(session_id, reporter_slot, reason, comment, created_at):
+                if session_id in self._days:
+                    self._preserved.add(session_id)
                 comment_sealed = (
                     None
                     if comment is None
@@ -261,6 +317,7 @@ class UnsafeNoLogRecorder:
         addresses: tuple[str, str],
         pseudonyms: tuple[str, str],
         block_keys: tuple[str, str],
+        receipts: tuple[str, str],
     ) -> None:
         return None
 

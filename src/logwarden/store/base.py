@@ -10,8 +10,8 @@ Two backends implement ``Store`` with the same code, ``SqlStore.sqlite(path)`` a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
 DayTable = Literal["messages", "addresses"]
@@ -216,6 +216,11 @@ class Store(Protocol):
     def drop_days(self, table: DayTable, *, through_day: int) -> int:
         """Delete the rows in day buckets 1..through_day; returns how many. On PostgreSQL
         ``messages`` drops whole day partitions instead of deleting rows."""
+        ...
+
+    def reclaim(self) -> bool:
+        """Make deleted rows leave the disk where the backend can (SQLite: empty the WAL);
+        False if it could not finish now."""
         ...
 
     def close(self) -> None: ...

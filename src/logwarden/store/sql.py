@@ -1,35 +1,78 @@
-"""``Store`` on SQLAlchemy Core: the SQLite backend (PostgreSQL follows on the same code)."""
+"""``Store`` on SQLAlchemy Core: one code for SQLite and PostgreSQL.
+
+The schema is made and upgraded by the migrations (``migrations/``), on every open. Day
+buckets of ``messages`` are partitions on PostgreSQL and plain rows on SQLite
+(``_partitions.py``); nothing else differs between the backends.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from logwarden.errors import StoreError
-from logwarden.store import schema
+from logwarden.store import migrations, schema
+from logwarden.store._partitions import DayBuckets, PartitionedDays, RowDays, delete_days
 from logwarden.store.base import (
+    AddressRow,
+    DayTable,
     MessageRow,
     ParticipantRow,
+    ReceiptRow,
     ReportRow,
+    RetentionState,
     SessionEndRow,
     SessionRecord,
     SessionRow,
     SessionSummary,
     WriteBatch,
 )
+from logwarden.store.schema import PRESERVED
 
 __all__ = ["SqlStore"]
 
+_T = TypeVar("_T")
+
 # Rows per INSERT: 500 rows of at most 6 columns stay far below SQLite's 32,766 and
-# PostgreSQL's 65,535 bound parameters per statement.
+# PostgreSQL's 65,535 bound parameters per statement. The same bound for ids in an IN list.
 _ROWS_PER_STATEMENT = 500
+
+_DAY_TABLES: dict[DayTable, Table] = {"messages": schema.messages, "addresses": schema.addresses}
+
+# Every table with a session_id, children of sessions: the order deletion must follow.
+_SESSION_CHILDREN = (
+    schema.receipts,
+    schema.reports,
+    schema.messages,
+    schema.addresses,
+    schema.participants,
+)
+
+_s = schema.sessions
+# RetentionState's fields, in order, as columns of sessions.
+_RETENTION = tuple(_s.c["id" if name == "session_id" else name] for name in RetentionState._fields)
+_KEPT = or_(_s.c.reported_at.is_not(None), _s.c.held_at.is_not(None))  # reported or held
 
 
 class SqlStore:
@@ -37,6 +80,9 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._days: DayBuckets = (
+            PartitionedDays(engine) if engine.dialect.name == "postgresql" else RowDays()
+        )
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         # Table and column names are ours, never input; the values go as parameters.
         self._insert_head: dict[type[NamedTuple], str] = {
@@ -44,8 +90,10 @@ class SqlStore:
             for row, table in (
                 (SessionRow, "sessions"),
                 (ParticipantRow, "participants"),
+                (AddressRow, "addresses"),
                 (MessageRow, "messages"),
                 (ReportRow, "reports"),
+                (ReceiptRow, "receipts"),
             )
         }
         self._row_marks = {
@@ -54,7 +102,7 @@ class SqlStore:
 
     @classmethod
     def sqlite(cls, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> SqlStore:
-        """Open (creating if needed, owner-only) the SQLite log at ``path``.
+        """Open (creating if needed, owner-only) the SQLite log at ``path``, and migrate it.
 
         WAL journal: readers never block the writer. ``synchronous=FULL`` fsyncs the WAL at
         every commit, so an acknowledged batch survives power loss as well as a killed process;
@@ -68,45 +116,70 @@ class SqlStore:
         @event.listens_for(engine, "connect")
         def _configure(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")  # ms; the CLI may read while serving
+            _journal_wal(cursor)
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=5000")  # ms; the CLI may read while serving
             cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left behind
             cursor.close()
 
         store = cls(engine)
-        store.create_schema()
+        store.migrate()
         return store
 
     @classmethod
     def postgres(cls, url: str) -> SqlStore:
-        """Open the log in the PostgreSQL database at ``url`` (``postgresql://…``), creating
-        its tables if needed. Durability is the server's: a commit returns once its WAL is
-        flushed (``synchronous_commit`` on, PostgreSQL's default)."""
+        """Open the log in the PostgreSQL database at ``url`` (``postgresql://…``), and migrate
+        it. Durability is the server's: a commit returns once its WAL is flushed
+        (``synchronous_commit`` on, PostgreSQL's default)."""
         if not url.startswith(("postgresql://", "postgresql+psycopg://")):
             raise StoreError("a PostgreSQL URL starts with postgresql://")
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
         store = cls(engine)
-        store.create_schema()
+        store.migrate()
         return store
 
-    def create_schema(self) -> None:
-        with _store_errors("create the schema"):
-            schema.metadata.create_all(self._engine)
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; at the newest already, change nothing.
+
+        Raises ``StoreError`` if it cannot (the message says why).
+        """
+        with _store_errors("migrate the schema"), self._engine.begin() as conn:
+            migrations.upgrade(conn)
+
+    # -- writing ---------------------------------------------------------------------------
 
     def write(self, batch: WriteBatch) -> None:
-        with _store_errors("write to the session log"), self._engine.begin() as conn:
-            for rows in (batch.sessions, batch.participants, batch.messages, batch.reports):
-                for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                    self._insert(conn, rows[start : start + _ROWS_PER_STATEMENT])
-            for end in batch.ends:
-                conn.execute(
-                    schema.sessions.update()
-                    .where(schema.sessions.c.id == end.session_id)
-                    .values(ended_at=end.ended_at, end_reason=end.reason, ended_by=end.ended_by)
-                )
+        with _store_errors("write to the session log"):
+            self._in_days(
+                lambda: (row.bucket for row in batch.messages), partial(self._write, batch)
+            )
+
+    def _write(self, batch: WriteBatch, conn: Connection) -> None:
+        for rows in (
+            batch.sessions,
+            batch.participants,
+            batch.addresses,
+            batch.messages,
+            batch.reports,
+            batch.receipts,
+        ):
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                self._insert(conn, rows[start : start + _ROWS_PER_STATEMENT])
+        self._preserve_late_rows(conn, batch)
+        for end in batch.ends:
+            conn.execute(
+                update(_s)
+                .where(_s.c.id == end.session_id)
+                .values(ended_at=end.ended_at, end_reason=end.reason, ended_by=end.ended_by)
+            )
+        first_reports: dict[str, int] = {}
+        for report in batch.reports:
+            at = first_reports.get(report.session_id, report.created_at)
+            first_reports[report.session_id] = min(at, report.created_at)
+        for session_id, at in first_reports.items():
+            _mark_reported(conn, session_id, at=at)
 
     def _insert(self, conn: Connection, rows: Sequence[NamedTuple]) -> None:
         """One multi-row INSERT, its values as parameters, straight to the driver.
@@ -120,8 +193,52 @@ class SqlStore:
         sql = self._insert_head[kind] + ", ".join([self._row_marks[kind]] * len(rows))
         conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows)))
 
+    def _preserve_late_rows(self, conn: Connection, batch: WriteBatch) -> None:
+        """Move the batch's message and address rows of sessions already reported or held to
+        ``PRESERVED``, after inserting them.
+
+        A report or hold moves the rows its session has so far, but a chat goes on after a
+        report, and a flag or hold may come from another process while it does: later rows
+        arrive in their day's bucket and would expire with the day. Sessions started or
+        reported in this batch need no lookup, so the common case costs one read of the
+        batch's earlier sessions by primary key, and a move only when one is preserved.
+        """
+        earlier = {row.session_id for row in batch.messages}
+        earlier.update(row.session_id for row in batch.addresses)
+        earlier.difference_update(
+            (row.id for row in batch.sessions), (row.session_id for row in batch.reports)
+        )
+        for chunk in _chunks(sorted(earlier)):
+            # After the inserts, so on SQLite this reads under the write lock; FOR SHARE
+            # (PostgreSQL; SQLite renders nothing) on every session of the chunk, matching or
+            # not: a report or hold committed first is seen here, and one made meanwhile waits
+            # for this commit, then moves these rows with the session's others.
+            found = conn.execute(
+                select(_s.c.id, _KEPT).where(_s.c.id.in_(chunk)).with_for_update(read=True)
+            )
+            for session_id in [session_id for session_id, kept in found if kept]:
+                _move_rows(conn, session_id, text_bucket=PRESERVED, address_bucket=PRESERVED)
+
+    def _in_days(self, days: Callable[[], Iterable[int]], work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one transaction, once ``messages`` can take rows in ``days()``."""
+        self._days.ensure(days())
+        try:
+            with self._engine.begin() as conn:
+                return work(conn)
+        except SQLAlchemyError as exc:
+            if not self._days.missing_partition(exc):
+                raise
+        # Another process dropped a day partition that this one had made (a purge of that
+        # day): the transaction rolled back; make the partitions again and retry, once.
+        self._days.forget()
+        self._days.ensure(days())
+        with self._engine.begin() as conn:
+            return work(conn)
+
+    # -- reading ---------------------------------------------------------------------------
+
     def recent_sessions(self, *, limit: int) -> list[SessionSummary]:
-        s, m, r, p = schema.sessions, schema.messages, schema.reports, schema.participants
+        s, m, r, p = _s, schema.messages, schema.reports, schema.participants
         message_count = select(func.count()).where(m.c.session_id == s.c.id).scalar_subquery()
         report_count = select(func.count()).where(r.c.session_id == s.c.id).scalar_subquery()
         query = (
@@ -156,25 +273,21 @@ class SqlStore:
         ]
 
     def session(self, session_id: str) -> SessionRecord | None:
-        s, p, m, r = schema.sessions, schema.participants, schema.messages, schema.reports
+        p, a, m, r = schema.participants, schema.addresses, schema.messages, schema.reports
         with _store_errors("read a session"), self._engine.connect() as conn:
-            row = conn.execute(select(s).where(s.c.id == session_id)).first()
+            row = conn.execute(select(_s).where(_s.c.id == session_id)).first()
             if row is None:
                 return None
-            people = conn.execute(
-                select(p).where(p.c.session_id == session_id).order_by(p.c.slot)
-            ).all()
-            said = conn.execute(
-                select(m).where(m.c.session_id == session_id).order_by(m.c.seq)
-            ).all()
+
+            def rows_of(table: Table, order: Any) -> list[Any]:
+                where = table.c.session_id == session_id
+                return list(conn.execute(select(table).where(where).order_by(order)))
+
+            people = rows_of(p, p.c.slot)
+            addresses = rows_of(a, a.c.slot)
+            said = rows_of(m, m.c.seq)
             reported = conn.execute(
-                select(
-                    r.c.session_id,
-                    r.c.reporter_slot,
-                    r.c.reason,
-                    r.c.comment_sealed,
-                    r.c.created_at,
-                )
+                select(*(r.c[name] for name in ReportRow._fields))
                 .where(r.c.session_id == session_id)
                 .order_by(r.c.id)
             ).all()
@@ -184,11 +297,13 @@ class SqlStore:
             else SessionEndRow(session_id, row.ended_at, row.end_reason, row.ended_by)
         )
         return SessionRecord(
-            session=SessionRow(row.id, row.started_at, row.interests_sealed),
+            session=SessionRow(row.id, row.started_at, row.day, row.interests_sealed),
             ended=ended,
             participants=tuple(ParticipantRow(*x) for x in people),
+            addresses=tuple(AddressRow(*x) for x in addresses),
             messages=tuple(MessageRow(*x) for x in said),
             reports=tuple(ReportRow(*x) for x in reported),
+            retention=RetentionState(*(row._mapping[column] for column in _RETENTION)),
         )
 
     def reported_pairs(self) -> list[tuple[str, str]]:
@@ -212,8 +327,175 @@ class SqlStore:
         with _store_errors("read the reports"), self._engine.connect() as conn:
             return [(a, b) for a, b in conn.execute(query)]
 
+    def receipt(self, token_digest: str) -> ReceiptRow | None:
+        t = schema.receipts
+        query = select(*(t.c[name] for name in ReceiptRow._fields)).where(
+            t.c.token_digest == token_digest
+        )
+        with _store_errors("read a receipt"), self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else ReceiptRow(*row)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def retention_state(self, session_id: str) -> RetentionState | None:
+        found = self._retention_states(_s.c.id == session_id)
+        return found[0] if found else None
+
+    def preserved_sessions(self) -> list[RetentionState]:
+        return self._retention_states(_KEPT)
+
+    def _retention_states(self, where: Any) -> list[RetentionState]:
+        query = select(*_RETENTION).where(where).order_by(_s.c.started_at, _s.c.id)
+        with _store_errors("read retention states"), self._engine.connect() as conn:
+            return [RetentionState(*row) for row in conn.execute(query)]
+
+    def mark_reported(self, session_id: str, *, at: int) -> bool:
+        with _store_errors("mark a session reported"), self._engine.begin() as conn:
+            return _mark_reported(conn, session_id, at=at)
+
+    def set_hold(self, session_id: str, *, held_at: int | None, reason: str | None) -> bool:
+        with _store_errors("place or release a hold"), self._engine.begin() as conn:
+            found = _update_session(conn, session_id, held_at=held_at, hold_reason=reason)
+            if found and held_at is not None:
+                _move_rows(conn, session_id, text_bucket=PRESERVED, address_bucket=PRESERVED)
+            return found
+
+    def move_rows(
+        self, session_id: str, *, text_bucket: int | None, address_bucket: int | None
+    ) -> None:
+        days = () if text_bucket is None else (text_bucket,)
+        work = partial(
+            _move_rows,
+            session_id=session_id,
+            text_bucket=text_bucket,
+            address_bucket=address_bucket,
+        )
+        with _store_errors("move a session's rows"):
+            self._in_days(lambda: days, work)
+
+    def set_erase_after(self, session_id: str, at: int | None) -> None:
+        with _store_errors("schedule an erasure"), self._engine.begin() as conn:
+            _update_session(conn, session_id, erase_after=at)
+
+    def pending_erasures(self, as_of: int) -> list[str]:
+        query = (
+            select(_s.c.id)
+            .where(_s.c.erase_after <= as_of, _s.c.reported_at.is_(None), _s.c.held_at.is_(None))
+            .order_by(_s.c.erase_after, _s.c.id)
+        )
+        with _store_errors("read pending erasures"), self._engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def expired_sessions(self, *, metadata_through_day: int, reported_before: int) -> list[str]:
+        query = (
+            select(_s.c.id)
+            .where(
+                _s.c.held_at.is_(None),
+                _s.c.day <= metadata_through_day,
+                or_(_s.c.reported_at.is_(None), _s.c.reported_at < reported_before),
+            )
+            .order_by(_s.c.day, _s.c.id)
+        )
+        with _store_errors("read expired sessions"), self._engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> int:
+        """Delete every row of these sessions, children first; returns how many sessions.
+
+        Each chunk of ids is its own transaction, so a long purge lets the recorder write in
+        between: an error part-way leaves earlier chunks deleted, never a session in part.
+        """
+        deleted = 0
+        for chunk in _chunks(list(dict.fromkeys(session_ids))):
+            with _store_errors("delete sessions"), self._engine.begin() as conn:
+                for table in _SESSION_CHILDREN:
+                    conn.execute(delete(table).where(table.c.session_id.in_(chunk)))
+                deleted += conn.execute(delete(_s).where(_s.c.id.in_(chunk))).rowcount
+        return deleted
+
+    def count_days(self, table: DayTable, *, through_day: int) -> int:
+        t = _DAY_TABLES[table]
+        query = select(func.count()).select_from(t).where(t.c.bucket.between(1, through_day))
+        with _store_errors(f"count expired {table}"), self._engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def drop_days(self, table: DayTable, *, through_day: int) -> int:
+        t = _DAY_TABLES[table]
+        with _store_errors(f"drop expired {table}"), self._engine.begin() as conn:
+            if t is schema.messages:
+                return self._days.drop_messages(conn, through_day=through_day)
+            return delete_days(conn, t, through_day=through_day)
+
+    def reclaim(self) -> bool:
+        """After a purge: on SQLite, copy the zeroed pages into the file and empty the WAL,
+        which would otherwise keep the deleted rows' earlier page versions; False if a reader
+        kept it from finishing (the next purge does). PostgreSQL: nothing to do here (dead
+        tuples are VACUUM's; docs/retention.md)."""
+        if self._engine.dialect.name != "sqlite":
+            return True
+        with _store_errors("checkpoint the log"), self._engine.connect() as conn:
+            for _ in range(50):
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar_one()
+                if not busy:
+                    return True
+                time.sleep(0.02)
+        return False
+
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _journal_wal(cursor: Any) -> None:
+    """Switch the file to the WAL journal (a no-op once it is).
+
+    The first openers of a new file race for the switch, and SQLite answers the losers
+    "locked" at once rather than wait (waiting could deadlock), so they try again, for about
+    as long as busy_timeout.
+    """
+    for _ in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.1)  # s
+        else:
+            return
+    cursor.execute("PRAGMA journal_mode=WAL")
+
+
+def _mark_reported(conn: Connection, session_id: str, *, at: int) -> bool:
+    """Put the session in the reported class, keeping an earlier ``reported_at``, and move its
+    rows to ``PRESERVED``; False if there is no such session."""
+    found = _update_session(conn, session_id, reported_at=func.coalesce(_s.c.reported_at, at))
+    if found:
+        _move_rows(conn, session_id, text_bucket=PRESERVED, address_bucket=PRESERVED)
+    return found
+
+
+def _update_session(conn: Connection, session_id: str, **values: Any) -> bool:
+    """Set columns of one session's row; False if there is no such session."""
+    result = conn.execute(update(_s).where(_s.c.id == session_id).values(**values))
+    return result.rowcount == 1
+
+
+def _move_rows(
+    conn: Connection, session_id: str, *, text_bucket: int | None, address_bucket: int | None
+) -> None:
+    for table, bucket in ((schema.messages, text_bucket), (schema.addresses, address_bucket)):
+        of_session = table.c.session_id == session_id
+        if bucket is None:
+            conn.execute(delete(table).where(of_session))
+        else:
+            conn.execute(
+                update(table).where(of_session, table.c.bucket != bucket).values(bucket=bucket)
+            )
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), _ROWS_PER_STATEMENT):
+        yield ids[start : start + _ROWS_PER_STATEMENT]
 
 
 @contextmanager

@@ -2,5 +2,18 @@
 
 from logwarden.vault.envelope import Vault, canonical_ip
 from logwarden.vault.keys import KeyMaterial, create_key_file, load_key_file
+from logwarden.vault.keystore import ADDRESS, TEXT, Bucket, DestroyResult, KeyStore, NewDataKey
 
-__all__ = ["KeyMaterial", "Vault", "canonical_ip", "create_key_file", "load_key_file"]
+__all__ = [
+    "ADDRESS",
+    "TEXT",
+    "Bucket",
+    "DestroyResult",
+    "KeyMaterial",
+    "KeyStore",
+    "NewDataKey",
+    "Vault",
+    "canonical_ip",
+    "create_key_file",
+    "load_key_file",
+]

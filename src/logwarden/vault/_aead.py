@@ -12,8 +12,6 @@ import hmac
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from logwarden.errors import VaultError
 
@@ -40,11 +38,6 @@ def open_token(key: AESGCM, token: bytes, aad: bytes) -> bytes:
         return key.decrypt(nonce, token[1 + NONCE_BYTES :], token[:1] + aad)
     except InvalidTag:
         raise VaultError("sealed value does not open") from None
-
-
-def derive_key(master: bytes, info: bytes) -> AESGCM:
-    """A data key for one purpose (one session), derived from the master key with HKDF-SHA256."""
-    return AESGCM(HKDF(algorithm=SHA256(), length=KEY_BYTES, salt=None, info=info).derive(master))
 
 
 def keyed_digest(key: bytes, data: bytes) -> bytes:

@@ -3,6 +3,11 @@
 Code outside ``logwarden.vault`` uses only ``Vault``. Every sealed value is bound to its
 session and to a label naming what it is (``msg:17``, ``ip:0``), through the AEAD's associated
 data: a ciphertext moved to another session or another message does not open.
+
+Each session has two random data keys from the keystore (keystore.py): one for its addresses
+(labels ``ip:*``) and one for everything else. The keys of live sessions are kept in memory
+between ``begin_sessions`` and ``forget``; any other use fetches them from the keystore, so a
+key destroyed by the purge is gone from this process too.
 """
 
 from __future__ import annotations
@@ -10,20 +15,21 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from logwarden.vault._aead import NONCE_BYTES, derive_key, keyed_digest, open_token, seal_at
+from logwarden.errors import KeyDestroyedError
+from logwarden.vault._aead import NONCE_BYTES, keyed_digest, open_token, seal_at
 from logwarden.vault.keys import KeyMaterial
+from logwarden.vault.keystore import ADDRESS, TEXT, KeyStore, NewDataKey
 
 __all__ = ["Vault", "canonical_ip"]
 
 _AAD_PREFIX = b"logwarden/v1\x00"
-_KEY_INFO = b"logwarden session data key v1\x00"
 _PSEUDONYM_INFO = b"logwarden ip pseudonym v1\x00"
 _NETWORK_INFO = b"logwarden ipv6 /64 pseudonym v1\x00"
 _NONCES_PER_DRAW = 256
-_KEY_CACHE_LIMIT = 4096  # sessions; a cache miss costs one HKDF (a few microseconds)
 
 
 def canonical_ip(address: str) -> bytes:
@@ -39,11 +45,12 @@ def _parse_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 class Vault:
-    """Seals session values under per-session data keys derived from the master key."""
+    """Seals session values under the session's data keys, kept in the keystore."""
 
-    def __init__(self, material: KeyMaterial) -> None:
+    def __init__(self, material: KeyMaterial, keystore: KeyStore) -> None:
         self._material = material
-        self._keys: dict[str, AESGCM] = {}
+        self._keystore = keystore
+        self._live: dict[tuple[str, str], AESGCM] = {}  # (session id, purpose) of live sessions
         self._nonces = b""  # random bytes drawn ahead, NONCE_BYTES per seal
         self._next_nonce = 0
         self._lock = threading.Lock()  # the recorder thread and the event loop both seal
@@ -51,7 +58,7 @@ class Vault:
     def seal(self, plaintext: bytes, *, session_id: str, label: str) -> bytes:
         """Encrypt ``plaintext`` for ``session_id``; ``label`` says what it is."""
         return seal_at(
-            self._session_key(session_id), plaintext, _aad(session_id, label), self._nonce()
+            self._session_key(session_id, label), plaintext, _aad(session_id, label), self._nonce()
         )
 
     def _nonce(self) -> bytes:
@@ -67,8 +74,9 @@ class Vault:
             return self._nonces[start : start + NONCE_BYTES]
 
     def open(self, token: bytes, *, session_id: str, label: str) -> bytes:
-        """Decrypt a value sealed with the same session and label; else ``VaultError``."""
-        return open_token(self._session_key(session_id), token, _aad(session_id, label))
+        """Decrypt a value sealed with the same session and label; else ``VaultError``
+        (``KeyDestroyedError`` if its key is gone: shredded by retention or erasure)."""
+        return open_token(self._session_key(session_id, label), token, _aad(session_id, label))
 
     def pseudonym(self, address: str) -> str:
         """A keyed pseudonym (HMAC-SHA256, 128 bits, hex) of an IP address.
@@ -94,15 +102,29 @@ class Vault:
     def _keyed_pseudonym(self, data: bytes) -> str:
         return keyed_digest(self._material.pseudonym_key, data)[:16].hex()
 
-    def _session_key(self, session_id: str) -> AESGCM:
+    def begin_sessions(self, wanted: Sequence[NewDataKey]) -> None:
+        """Make these data keys (durable in the keystore on return) and keep them in memory."""
+        keys = self._keystore.create_data_keys(wanted)
         with self._lock:
-            key = self._keys.get(session_id)
-            if key is None:
-                if len(self._keys) >= _KEY_CACHE_LIMIT:
-                    self._keys.clear()
-                key = derive_key(self._material.master_key, _KEY_INFO + session_id.encode())
-                self._keys[session_id] = key
+            for new, key in zip(wanted, keys, strict=True):
+                self._live[new.session_id, new.purpose] = AESGCM(key)
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session's keys from memory (it has ended); later uses go to the keystore."""
+        with self._lock:
+            self._live.pop((session_id, TEXT), None)
+            self._live.pop((session_id, ADDRESS), None)
+
+    def _session_key(self, session_id: str, label: str) -> AESGCM:
+        purpose = ADDRESS if label.startswith("ip:") else TEXT
+        with self._lock:
+            key = self._live.get((session_id, purpose))
+        if key is not None:
             return key
+        raw = self._keystore.data_key(session_id, purpose)
+        if raw is None:
+            raise KeyDestroyedError(f"the {purpose} key of session {session_id} does not exist")
+        return AESGCM(raw)
 
 
 def _aad(session_id: str, label: str) -> bytes:

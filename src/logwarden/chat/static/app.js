@@ -13,6 +13,9 @@
   const DEFAULT_REPORT_WINDOW_S = 300; // the server's default report_window
   const COUNTER_FROM = 0.8; // show the character counter from 80 % of the limit
   const COMMENT_MAX = 500;
+  // A receipt token as the server hands it out (32 random bytes, URL-safe base64); anything
+  // else is not put in a link.
+  const RECEIPT_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
   const REPORT_LABELS = {
     harassment: "harassment",
@@ -46,7 +49,7 @@
     lobby: $("lobby"), chipsField: $("chips-field"), chips: $("chips"), interests: $("interests"),
     interestsHint: $("interests-hint"), start: $("start"),
     chat: $("chat"), status: $("status"), editInterests: $("edit-interests"), report: $("report"),
-    log: $("log"), typing: $("typing"), composer: $("composer"), stop: $("stop"), stopLabel: $("stop-label"),
+    log: $("log"), receipt: $("receipt"), receiptLink: $("receipt-link"), typing: $("typing"), composer: $("composer"), stop: $("stop"), stopLabel: $("stop-label"),
     message: $("message"), counter: $("counter"), send: $("send"),
     dialog: $("report-dialog"), reportForm: $("report-form"), reportReason: $("report-reason"),
     reportError: $("report-error"), reportComment: $("report-comment"),
@@ -77,6 +80,9 @@
     reportLine: null, // the "Sending your report…" line, confirmed in place
     lastSent: "", // type of the last frame sent, to tell what an error answers
     chat: null, // the `chat` id of the last `matched`, named in reports
+    // The receipt of the last `matched`. This page holds the only copy (the server keeps a
+    // digest), so it is shown once the chat ends and kept until the next chat starts.
+    receipt: null,
   };
 
   // ---------------------------------------------------------------- helpers
@@ -296,6 +302,7 @@
     resetTyping();
     showStrangerTyping(false);
     state.endedAt = 0; // a report must come over the connection that had the chat
+    showReceipt(true); // a lost connection ends the chat too; the receipt still works
     setPhase("offline");
     const why = CLOSE_TEXT[event.code] || "The connection to the server was lost.";
     setStatus(why);
@@ -369,6 +376,8 @@
 
   function onMatched(frame) {
     state.chat = typeof frame.chat === "string" ? frame.chat : null;
+    state.receipt = typeof frame.receipt === "string" && RECEIPT_TOKEN.test(frame.receipt) ? frame.receipt : null;
+    showReceipt(false);
     clearReportTimer();
     state.reported = false;
     state.endedAt = 0;
@@ -410,6 +419,7 @@
     setPhase("idle");
     setStatus(text);
     systemLine(text, "end");
+    showReceipt(true);
     scheduleReportExpiry();
   }
 
@@ -734,6 +744,17 @@
       systemLine("Your report could not be sent: you are offline.", "error");
     }
     ui.report.disabled = true;
+  }
+
+  // ---------------------------------------------------------------- receipt
+
+  function showReceipt(visible) {
+    const shown = visible && state.receipt !== null;
+    if (shown) ui.receiptLink.href = "/receipt/" + state.receipt;
+    else ui.receiptLink.removeAttribute("href");
+    const stick = nearBottom();
+    show(ui.receipt, shown);
+    if (stick) ui.log.scrollTop = ui.log.scrollHeight; // the line takes room from the log
   }
 
   // ---------------------------------------------------------------- rendering

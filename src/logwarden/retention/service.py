@@ -1,0 +1,364 @@
+"""Retention in action: reclassify, hold, erase, purge and check (docs/retention.md).
+
+The log store holds each session's retention state (reported, held, erasure asked); the
+keystore follows it. Every operation here brings a session's keys and rows in line with its
+state, so running one again, or the purge after a crash half-way, finishes what was started.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from logwarden.clock import Clock
+from logwarden.retention.policy import (
+    DAY_MS,
+    HOLD,
+    METADATA,
+    RAW_IP,
+    REPORTED,
+    SESSION,
+    RetentionPolicy,
+)
+from logwarden.retention.receipts import is_well_formed, receipt_digest
+from logwarden.store import PRESERVED, DayTable, RetentionState, Store
+from logwarden.vault import ADDRESS, TEXT, KeyStore
+from logwarden.vault.keystore import bucket_id
+
+__all__ = ["Erasure", "Finding", "Kept", "PurgeSummary", "Receipt", "Retention"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeSummary:
+    as_of: int
+    buckets_destroyed: dict[str, int] = field(default_factory=dict)  # class → bucket keys
+    data_keys_destroyed: int = 0
+    messages_deleted: int = 0
+    addresses_deleted: int = 0
+    sessions_deleted: int = 0
+    sessions_erased: int = 0
+    kek_rotated: bool = False
+    wal_truncated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something kept past its retention, or a key that should be gone (``retention check``)."""
+
+    cls: str
+    what: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    what: str
+    until: int | None  # ms; None: until a hold is released
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a receipt holder may know about their chat: what is kept and until when."""
+
+    session_id: str
+    started_at: int
+    ended_at: int | None
+    kept: tuple[Kept, ...]
+    reported: bool
+    held: bool
+    erase_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """The answer to a deletion request: erased now, scheduled, or refused (why, until when)."""
+
+    outcome: str  # "erased", "scheduled", "refused"
+    reason: str
+    at: int | None = None  # when it is (or was) erased, or until when it is kept
+
+
+class Retention:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        keystore: KeyStore,
+        policy: RetentionPolicy,
+        clock: Clock,
+        report_window_ms: int,
+        kek_rotation_days: int,
+    ) -> None:
+        self._store = store
+        self._keystore = keystore
+        self._policy = policy
+        self._clock = clock
+        self._report_window_ms = report_window_ms
+        self._kek_rotation_ms = kek_rotation_days * DAY_MS
+
+    # -- reclassification ------------------------------------------------------------------
+
+    def flag(self, session_id: str) -> RetentionState | None:
+        """Move a session to the reported class (a safety flag); None if there is none."""
+        if not self._store.mark_reported(session_id, at=self._clock.now_ms()):
+            return None
+        return self.apply(session_id)
+
+    def hold(self, session_id: str, *, reason: str) -> RetentionState | None:
+        """Place a legal hold: everything of the session is kept until released."""
+        if not self._store.set_hold(session_id, held_at=self._clock.now_ms(), reason=reason):
+            return None
+        return self.apply(session_id)
+
+    def release(self, session_id: str) -> RetentionState | None:
+        """Release a hold: the session's own classes apply again, from their own days (what
+        has expired meanwhile is destroyed now)."""
+        if not self._store.set_hold(session_id, held_at=None, reason=None):
+            return None
+        return self.apply(session_id)
+
+    def apply(self, session_id: str) -> RetentionState | None:
+        """Re-wrap the session's keys under the buckets its state asks for and move its rows
+        to match. A key is destroyed, with its rows, if the bucket it sits in has expired or
+        the one it should move to has: a hold or a report keeps what still exists, it never
+        brings back what retention has already given up, whether or not the purge has run."""
+        state = self._store.retention_state(session_id)
+        if state is None:
+            self._keystore.destroy_data_keys([session_id])
+            return None
+        now = self._clock.now_ms()
+        held_or_reported = state.held_at is not None or state.reported_at is not None
+        present = self._keystore.locate(session_id)
+        targets = {
+            TEXT: self._policy.text_bucket(state),
+            ADDRESS: self._policy.address_bucket(state),
+        }
+        keep = {
+            purpose: purpose in present
+            and not self._expired(present[purpose], now)
+            and not self._expired(target, now)
+            for purpose, target in targets.items()
+        }
+        rows = {
+            purpose: (PRESERVED if held_or_reported else state.day) if kept else None
+            for purpose, kept in keep.items()
+        }
+        # Rows first when preserving (so an expiring day cannot take them), keys first when
+        # letting go; a crash in between is finished by the next purge (``_reconcile``).
+        if held_or_reported:
+            self._move_rows(session_id, rows)
+        for purpose, (cls, day) in targets.items():
+            if keep[purpose]:
+                self._keystore.move_data_key(session_id, purpose, cls=cls, day=day)
+            elif purpose in present:
+                self._keystore.destroy_data_keys([session_id], purpose=purpose)
+        if not held_or_reported:
+            self._move_rows(session_id, rows)
+        return state
+
+    def _expired(self, bucket: tuple[str, int], now: int) -> bool:
+        expires = self._policy.expires_at(*bucket)
+        return expires is not None and expires <= now
+
+    def _move_rows(self, session_id: str, buckets: dict[str, int | None]) -> None:
+        self._store.move_rows(
+            session_id, text_bucket=buckets[TEXT], address_bucket=buckets[ADDRESS]
+        )
+
+    # -- receipts and erasure ----------------------------------------------------------------
+
+    def receipt(self, token: str) -> Receipt | None:
+        """What is kept about the session of this receipt; None for an unknown token."""
+        state = self._state_of_receipt(token)
+        if state is None:
+            return None
+        present = self._keystore.locate(state.session_id)
+        kept = [
+            Kept("times, end reason and IP pseudonyms", self._policy.metadata_expires_at(state))
+        ]
+        for purpose, what, (cls, day) in (
+            (TEXT, "messages and interests (encrypted)", self._policy.text_bucket(state)),
+            (ADDRESS, "IP addresses (encrypted)", self._policy.address_bucket(state)),
+        ):
+            if purpose in present:
+                kept.append(Kept(what, self._policy.expires_at(cls, day)))
+        return Receipt(
+            session_id=state.session_id,
+            started_at=state.started_at,
+            ended_at=state.ended_at,
+            kept=tuple(kept),
+            reported=state.reported_at is not None,
+            held=state.held_at is not None,
+            erase_after=state.erase_after,
+        )
+
+    def erase(self, token: str) -> Erasure | None:
+        """Shred the receipt's session now, or once the other person's report window has
+        closed; refused while the chat is on, reported or held. None for an unknown token."""
+        state = self._state_of_receipt(token)
+        if state is None:
+            return None
+        now = self._clock.now_ms()
+        if state.held_at is not None:
+            return Erasure("refused", "it is under a legal hold", None)
+        if state.reported_at is not None:
+            until = self._policy.expires_at(*self._policy.text_bucket(state))
+            return Erasure("refused", "it was reported, and reports are kept as evidence", until)
+        if state.ended_at is None:
+            return Erasure(
+                "refused", "the chat has not ended yet (if it just ended, try again in a moment)"
+            )
+        # Not before the other person's chance to report it has passed: an erasure must not
+        # let someone remove the evidence of what they just did.
+        window_closes = state.ended_at + self._report_window_ms
+        if now < window_closes:
+            self._store.set_erase_after(state.session_id, window_closes)
+            return Erasure(
+                "scheduled", "the other person can still report this chat until then", window_closes
+            )
+        self._shred([state.session_id])
+        return Erasure("erased", "everything about this chat has been destroyed", now)
+
+    def _state_of_receipt(self, token: str) -> RetentionState | None:
+        if not is_well_formed(token):
+            return None
+        found = self._store.receipt(receipt_digest(token))
+        return None if found is None else self._store.retention_state(found.session_id)
+
+    def _shred(self, session_ids: list[str]) -> int:
+        """Destroy the sessions' keys, then delete their rows: keys first, so a crash in
+        between leaves only ciphertext nobody can open."""
+        keys = self._keystore.destroy_data_keys(session_ids)
+        self._store.delete_sessions(session_ids)
+        return keys
+
+    # -- purge -------------------------------------------------------------------------------
+
+    def purge(self, *, progress: Progress | None = None) -> PurgeSummary:
+        """Destroy every key whose class has expired, then the rows they sealed."""
+        say = progress or (lambda _step: None)
+        now = self._clock.now_ms()
+        policy = self._policy
+
+        say("reconciling reported and held sessions")
+        self._reconcile()
+
+        say("carrying out erasures")
+        due = self._store.pending_erasures(now)
+        erased_keys = self._shred(due) if due else 0
+
+        say("destroying expired keys")
+        expired = [
+            b
+            for b in self._keystore.buckets()
+            if b.cls != HOLD
+            and (expires := policy.expires_at(b.cls, b.day)) is not None
+            and expires <= now
+        ]
+        destroyed = self._keystore.destroy_buckets([b.id for b in expired])
+        classes = Counter(b.cls for b in expired)
+
+        say("deleting expired rows")
+        messages = self._store.drop_days(
+            "messages", through_day=policy.last_expired_day(SESSION, now)
+        )
+        addresses = self._store.drop_days(
+            "addresses", through_day=policy.last_expired_day(RAW_IP, now)
+        )
+        gone = self._store.expired_sessions(
+            metadata_through_day=policy.last_expired_day(METADATA, now),
+            reported_before=(policy.last_expired_day(REPORTED, now) + 1) * DAY_MS,
+        )
+        leftover_keys = self._shred(gone) if gone else 0
+        reclaimed = self._store.reclaim()
+
+        rotate = bool(destroyed.data_keys or destroyed.buckets or erased_keys or leftover_keys)
+        kek = self._keystore.current_kek()
+        if rotate or now - kek.created_at >= self._kek_rotation_ms:
+            say("rotating the key-encryption key")
+            self._keystore.rotate_kek_at(now)
+            rotate = True
+        return PurgeSummary(
+            as_of=now,
+            buckets_destroyed=dict(classes),
+            data_keys_destroyed=destroyed.data_keys + erased_keys + leftover_keys,
+            messages_deleted=messages,
+            addresses_deleted=addresses,
+            sessions_deleted=len(gone),
+            sessions_erased=len(due),
+            kek_rotated=rotate,
+            wal_truncated=destroyed.wal_truncated and reclaimed,
+        )
+
+    def _reconcile(self) -> None:
+        """Bring every reported or held session, and every key under a hold, in line."""
+        sessions = {state.session_id for state in self._store.preserved_sessions()}
+        sessions.update(self._keystore.sessions_in_class(HOLD))
+        for session_id in sorted(sessions):
+            self.apply(session_id)
+
+    # -- check -------------------------------------------------------------------------------
+
+    def check(self) -> list[Finding]:
+        """Everything kept past its retention and every key that should be gone; [] if none."""
+        now = self._clock.now_ms()
+        policy = self._policy
+        findings: list[Finding] = []
+        for bucket in self._keystore.buckets():
+            if bucket.cls == HOLD:
+                continue
+            expires = policy.expires_at(bucket.cls, bucket.day)
+            if expires is None or expires <= now:
+                what = f"bucket key {bucket.id} ({bucket.data_keys} data keys) not destroyed"
+                findings.append(Finding(bucket.cls, what, 1))
+        held = {s.session_id for s in self._store.preserved_sessions() if s.held_at is not None}
+        stray = set(self._keystore.sessions_in_class(HOLD)) - held
+        if stray:
+            findings.append(Finding(HOLD, "data keys under hold for sessions not held", len(stray)))
+        tables: tuple[tuple[str, DayTable, str], ...] = (
+            (SESSION, "messages", "message rows past retention"),
+            (RAW_IP, "addresses", "address rows past retention"),
+        )
+        for cls, table, what in tables:
+            count = self._store.count_days(table, through_day=policy.last_expired_day(cls, now))
+            if count:
+                findings.append(Finding(cls, what, count))
+        expired = self._store.expired_sessions(
+            metadata_through_day=policy.last_expired_day(METADATA, now),
+            reported_before=(policy.last_expired_day(REPORTED, now) + 1) * DAY_MS,
+        )
+        if expired:
+            findings.append(Finding(METADATA, "sessions past retention", len(expired)))
+        for state in self._store.preserved_sessions():
+            findings.extend(self._misplaced_keys(state, now))
+        keks = self._keystore.key_encryption_keys()
+        if len(keks) > 1:
+            findings.append(
+                Finding("kek", "retired key-encryption keys still on disk", len(keks) - 1)
+            )
+        if now - keks[-1].created_at >= self._kek_rotation_ms:
+            findings.append(Finding("kek", "key-encryption key overdue for rotation", 1))
+        return findings
+
+    def _misplaced_keys(self, state: RetentionState, now: int) -> list[Finding]:
+        """A preserved session's keys must sit in its class's bucket (or be gone if expired):
+        a key left in its ordinary day bucket would be destroyed too early."""
+        present = self._keystore.locate(state.session_id)
+        found = []
+        for purpose, (cls, day) in (
+            (TEXT, self._policy.text_bucket(state)),
+            (ADDRESS, self._policy.address_bucket(state)),
+        ):
+            where = present.get(purpose)
+            if where is None:
+                continue
+            if self._expired((cls, day), now) or self._expired(where, now):
+                what = f"{purpose} key of session {state.session_id} past retention"
+                found.append(Finding(cls, what, 1))
+            elif where != (cls, day):
+                what = f"{purpose} key of session {state.session_id} in {bucket_id(*where)}"
+                found.append(Finding(cls, what, 1))
+        return found
