@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import secrets
 import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ class Chat:
     started_at: int
     receipts: tuple[str, str]
     addresses: tuple[str, str]
+    pseudonyms: tuple[str, str]
     texts: list[str] = field(default_factory=list)
 
 
@@ -80,15 +82,17 @@ class Deployment:
         started_at = self.clock.now_ms()
         receipts = (new_receipt(), new_receipt())
         addresses = (f"192.0.2.{n % 250 + 1}", f"2001:db8::{n:x}")
-        chat = Chat(session_id, started_at, (receipts[0][0], receipts[1][0]), addresses)
+        # Random, so that no byte scan can find them by chance in other rows' bytes.
+        pseudonyms = (secrets.token_hex(16), secrets.token_hex(16))
+        chat = Chat(session_id, started_at, (receipts[0][0], receipts[1][0]), addresses, pseudonyms)
         self.loop.run(
             self.recorder.session_started(
                 session_id=session_id,
                 started_at=started_at,
                 interests=["chess"],
                 addresses=addresses,
-                pseudonyms=(f"{n:032x}"[::-1], f"{n + 1:032x}"[::-1]),
-                block_keys=(f"{n:032x}"[::-1], f"{n + 1:032x}"[::-1]),
+                pseudonyms=pseudonyms,
+                block_keys=pseudonyms,
                 receipts=(receipts[0][1], receipts[1][1]),
             )
         )

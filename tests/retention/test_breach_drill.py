@@ -89,7 +89,7 @@ def test_breach_drill(drill: Deployment, tmp_path: Path) -> None:
     old_keys = all_data_keys(d.keystore, [c.session_id for c in expired])
     assert len(old_keys) == 4
     sealed = {c.session_id: everything_sealed(d.store, c) for c in expired}
-    pseudonyms = [f"{int(c.session_id, 16):032x}"[::-1] for c in expired]
+    pseudonyms = [p for c in expired for p in c.pseudonyms]
     # 2. Time passes, a session starts that is still within retention; the purge runs.
     d.at(PAST_METADATA - 10 * DAY_MS)
     recent = d.chat(messages=2)
@@ -139,7 +139,7 @@ def test_breach_drill(drill: Deployment, tmp_path: Path) -> None:
     for path in files_under(d.data_dir):
         content = path.read_bytes()
         for needle in needles:
-            assert needle not in content, f"expired data left in {path.name}"
+            assert needle not in content, f"expired data left in {path.name}: {needle!r}"
         for needle in never:
             assert needle not in content, f"plaintext in {path.name}"
     assert d.store.session(expired[0].session_id) is None

@@ -190,6 +190,19 @@ class TestHold:
         purge_at(d, REPORTED_GONE)
         assert d.readable(chat.session_id)["text"] is False
 
+    def test_messages_after_a_hold_from_elsewhere_are_kept(self, deployment: Deployment) -> None:
+        """A hold placed by another process while the chat goes on: the recorder keeps writing
+        to the day bucket, and the purge moves those rows before any day expires."""
+        d = deployment
+        chat = d.chat(messages=1, end=False)
+        d.retention.hold(chat.session_id, reason="case 5")
+        d.loop.run(d._message(chat.session_id, 2, d.clock.now_ms(), "after the hold"))
+        purge_at(d, T0 + DAY_MS)
+        purge_at(d, METADATA_GONE)
+        transcript = d.transcript(chat.session_id)
+        assert transcript is not None
+        assert [m["text"] for m in transcript.messages] == [chat.texts[0], "after the hold"]
+
     def test_unknown_session(self, deployment: Deployment) -> None:
         """Holding, releasing or flagging a session that does not exist says so (None)."""
         r = deployment.retention

@@ -432,14 +432,20 @@ class TestReportsInBatches:
         assert buckets(store, 1) == ({PRESERVED}, {PRESERVED})
         assert len(record(store, 1).messages) == 2
 
-    def test_later_messages_of_a_reported_session(self, store: SqlStore) -> None:
-        """The chat goes on after a report: its later messages, sent in the day's bucket, are
-        written to PRESERVED."""
+    def test_rows_go_to_the_bucket_they_name(self, store: SqlStore) -> None:
+        """The store writes each row to the bucket it names and does not look up the session:
+        the recorder names PRESERVED for a chat it has seen reported, and the purge moves any
+        other late rows of a preserved session before a day expires (tests/retention)."""
         store.write(started(1, at=T0, messages=1))
         store.write(WriteBatch(reports=[ReportRow(sid(1), 0, "spam", None, T0 + 5)]))
-        store.write(said(1, range(2, 5), at=T0))
-        assert buckets(store, 1) == ({PRESERVED}, {PRESERVED})
-        assert [m.seq for m in record(store, 1).messages] == [1, 2, 3, 4]
+        store.write(said(1, range(2, 4), at=T0))
+        store.write(said(1, range(4, 5), at=T0, bucket=PRESERVED))
+        assert {m.seq: m.bucket for m in record(store, 1).messages} == {
+            1: PRESERVED,
+            2: T0 // DAY_MS,
+            3: T0 // DAY_MS,
+            4: PRESERVED,
+        }
 
     def test_first_report_time_is_kept(self, store: SqlStore) -> None:
         """A later report leaves reported_at at the first report's time."""
@@ -521,13 +527,6 @@ class TestHold:
         assert store.set_hold(sid(1), held_at=None, reason=None) is True
         state = retention(store, 1)
         assert (state.held_at, state.hold_reason) == (None, None)
-        assert buckets(store, 1) == ({PRESERVED}, {PRESERVED})
-
-    def test_later_messages_of_a_held_session(self, store: SqlStore) -> None:
-        """Messages written after a hold, in the day's bucket, are written to PRESERVED."""
-        store.write(started(1, at=T0, messages=1))
-        store.set_hold(sid(1), held_at=T0 + 7, reason="case 12")
-        store.write(said(1, range(2, 4), at=T0))
         assert buckets(store, 1) == ({PRESERVED}, {PRESERVED})
 
     def test_unknown_session(self, store: SqlStore) -> None:

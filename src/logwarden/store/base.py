@@ -152,6 +152,8 @@ class Store(Protocol):
 
         A report also marks its session reported (``reported_at``, kept from the first) and
         moves the session's message and address rows to ``PRESERVED``, in the same transaction.
+        Rows go to the bucket they name; the store does not look their session up (that cost
+        a tenth of the ingest rate): the purge moves late rows of preserved sessions.
         """
         ...
 

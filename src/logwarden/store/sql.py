@@ -167,7 +167,6 @@ class SqlStore:
         ):
             for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                 self._insert(conn, rows[start : start + _ROWS_PER_STATEMENT])
-        self._preserve_late_rows(conn, batch)
         for end in batch.ends:
             conn.execute(
                 update(_s)
@@ -192,32 +191,6 @@ class SqlStore:
         kind = type(rows[0])
         sql = self._insert_head[kind] + ", ".join([self._row_marks[kind]] * len(rows))
         conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows)))
-
-    def _preserve_late_rows(self, conn: Connection, batch: WriteBatch) -> None:
-        """Move the batch's message and address rows of sessions already reported or held to
-        ``PRESERVED``, after inserting them.
-
-        A report or hold moves the rows its session has so far, but a chat goes on after a
-        report, and a flag or hold may come from another process while it does: later rows
-        arrive in their day's bucket and would expire with the day. Sessions started or
-        reported in this batch need no lookup, so the common case costs one read of the
-        batch's earlier sessions by primary key, and a move only when one is preserved.
-        """
-        earlier = {row.session_id for row in batch.messages}
-        earlier.update(row.session_id for row in batch.addresses)
-        earlier.difference_update(
-            (row.id for row in batch.sessions), (row.session_id for row in batch.reports)
-        )
-        for chunk in _chunks(sorted(earlier)):
-            # After the inserts, so on SQLite this reads under the write lock; FOR SHARE
-            # (PostgreSQL; SQLite renders nothing) on every session of the chunk, matching or
-            # not: a report or hold committed first is seen here, and one made meanwhile waits
-            # for this commit, then moves these rows with the session's others.
-            found = conn.execute(
-                select(_s.c.id, _KEPT).where(_s.c.id.in_(chunk)).with_for_update(read=True)
-            )
-            for session_id in [session_id for session_id, kept in found if kept]:
-                _move_rows(conn, session_id, text_bucket=PRESERVED, address_bucket=PRESERVED)
 
     def _in_days(self, days: Callable[[], Iterable[int]], work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction, once ``messages`` can take rows in ``days()``."""
