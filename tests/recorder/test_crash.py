@@ -75,3 +75,15 @@ class TestSigkill:
             assert entry is not None, f"message {frame['seq']} was received but not logged"
             assert (entry["text"], entry["at"]) == (frame["text"], frame["at"])
         assert transcript.ended_at is None  # the process died before it could record an end
+
+        # The next start ends the session the dead server left open, so that its receipts
+        # can erase it and its report window closes.
+        with serve_in_process(data_dir, env=FAST):
+            pass
+        restarted = SqlStore.sqlite(data_dir / "logwarden.db")
+        try:
+            record = restarted.session(summary.id)
+            assert record is not None and record.ended is not None
+            assert record.ended.reason == "interrupted"
+        finally:
+            restarted.close()

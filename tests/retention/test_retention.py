@@ -3,6 +3,8 @@ holds, releases and erasures (docs/retention.md)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from logwarden.retention.policy import DAY_MS
@@ -321,3 +323,38 @@ class TestCheck:
         assert d.keystore.locate(chat.session_id)["text"] == ("reported", DAY0)
         purge_at(d, TEXT_GONE)
         assert d.readable(chat.session_id) == EVERYTHING
+
+
+class TestRecorderFailures:
+    def test_a_bad_record_does_not_cost_a_session_start_its_keys(
+        self, deployment: Deployment
+    ) -> None:
+        """A session start committed beside a bad record (a message for a session never
+        started): the group commit fails and is retried record by record; the start still
+        gets its keys once, and its chat is recorded and readable."""
+        d = deployment
+
+        async def start_beside_a_bad_message() -> list[BaseException | None]:
+            started = d.recorder.session_started(
+                session_id="ab" * 16,
+                started_at=d.clock.now_ms(),
+                interests=[],
+                addresses=("192.0.2.201", "192.0.2.202"),
+                pseudonyms=("c" * 32, "d" * 32),
+                block_keys=("c" * 32, "d" * 32),
+                receipts=("e" * 64, "f" * 64),
+            )
+            bad = d.recorder.message(
+                session_id="cd" * 16, seq=1, slot=0, sent_at=d.clock.now_ms(), text="lost"
+            )
+            results = await asyncio.gather(started, bad, return_exceptions=True)
+            return [r if isinstance(r, BaseException) else None for r in results]
+
+        outcomes = d.loop.run(start_beside_a_bad_message())
+        assert outcomes[0] is None
+        assert outcomes[1] is not None
+        d.loop.run(d._message("ab" * 16, 1, d.clock.now_ms(), "still recorded"))
+        transcript = d.transcript("ab" * 16)
+        assert transcript is not None
+        assert [m["text"] for m in transcript.messages] == ["still recorded"]
+        assert set(d.keystore.locate("ab" * 16)) == {"text", "address"}

@@ -71,6 +71,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sessions of a server that died were never ended; no chat is live before we start.
+        # Ending them lets their receipts erase them and their report windows close.
+        interrupted = store.end_unfinished(at=clock.now_ms(), reason="interrupted")
+        if interrupted:
+            log.warning(
+                "%d sessions of an earlier run had no end: ended as interrupted", interrupted
+            )
         session_log.start(asyncio.get_running_loop())
         chat.start()
         purging = asyncio.create_task(

@@ -243,14 +243,18 @@ class Recorder:
             self._preserved.discard(end.session_id)
 
     def _make_keys(self, starts: Sequence[_SessionStart]) -> None:
+        # Skips sessions whose keys exist: when a group commit fails, the committer writes its
+        # records again one by one, and a session's keys must not be made twice.
+        new = [start for start in starts if start.session_id not in self._days]
         wanted: list[NewDataKey] = []
-        for start in starts:
+        for start in new:
             day = day_of(start.started_at)
-            self._days[start.session_id] = day
             wanted.append(NewDataKey(start.session_id, TEXT, SESSION, day))
             wanted.append(NewDataKey(start.session_id, ADDRESS, RAW_IP, day))
         if wanted:
             self._vault.begin_sessions(wanted)
+        for start in new:
+            self._days[start.session_id] = day_of(start.started_at)
 
     def _add(self, batch: WriteBatch, record: _Record) -> None:
         seal = self._vault.seal

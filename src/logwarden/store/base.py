@@ -220,6 +220,10 @@ class Store(Protocol):
         ``messages`` drops whole day partitions instead of deleting rows."""
         ...
 
+    def end_unfinished(self, *, at: int, reason: str) -> int:
+        """End every session without an end (the server that ran them died); how many."""
+        ...
+
     def reclaim(self) -> bool:
         """Make deleted rows leave the disk where the backend can (SQLite: empty the WAL);
         False if it could not finish now."""

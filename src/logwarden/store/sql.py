@@ -400,6 +400,13 @@ class SqlStore:
                 return self._days.drop_messages(conn, through_day=through_day)
             return delete_days(conn, t, through_day=through_day)
 
+    def end_unfinished(self, *, at: int, reason: str) -> int:
+        with _store_errors("end unfinished sessions"), self._engine.begin() as conn:
+            result = conn.execute(
+                update(_s).where(_s.c.ended_at.is_(None)).values(ended_at=at, end_reason=reason)
+            )
+            return result.rowcount
+
     def reclaim(self) -> bool:
         """After a purge: on SQLite, copy the zeroed pages into the file and empty the WAL,
         which would otherwise keep the deleted rows' earlier page versions; False if a reader
