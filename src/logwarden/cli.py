@@ -30,7 +30,7 @@ app.add_typer(sessions_app, name="sessions")
 retention_app = typer.Typer(no_args_is_help=True, help="Check retention (docs/retention.md).")
 app.add_typer(retention_app, name="retention")
 
-out = Console()
+out = Console(soft_wrap=True)  # a transcript line stays one line, also in a pipe
 err = Console(stderr=True, soft_wrap=True)  # no wrapping inside paths and commands
 
 DataDirOption = Annotated[
@@ -101,7 +101,7 @@ def serve(
 
     from logwarden.chat.app import create_app
     from logwarden.chat.transport import BackpressuredWebSocket, handshake_limited_http
-    from logwarden.datadir import initialise, is_initialised
+    from logwarden.datadir import initialise, is_initialised, lock_for_serving
     from logwarden.logging_setup import log_config
 
     os.umask(0o077)  # everything the server creates (WAL, journal) is the owner's alone
@@ -110,6 +110,7 @@ def serve(
         if not is_initialised(settings):
             initialise(settings)
             err.print(f"initialised {settings.data_dir.resolve()}", highlight=False)
+        lock_for_serving(settings)  # its descriptor stays open, and locked, until we exit
         application = create_app(settings)
         pseudonym = application.state.vault.pseudonym
     except LogwardenError as exc:
@@ -378,6 +379,10 @@ def _parse_time(text: str) -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)  # years 1 and 9999 with an offset fall outside the calendar
+    except OverflowError:
+        raise typer.BadParameter(f"{text!r} is out of range", param_hint="--as-of") from None
     return round(moment.timestamp() * 1000)
 
 

@@ -6,6 +6,7 @@ the keystore (``keystore.db``); the log is ``logwarden.db`` here or a PostgreSQL
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from pathlib import Path
@@ -21,6 +22,7 @@ from logwarden.vault.keys import KEK_FILE_NAME, KEY_FILE_NAME
 __all__ = [
     "initialise",
     "is_initialised",
+    "lock_for_serving",
     "open_keystore",
     "open_retention",
     "open_store",
@@ -46,6 +48,14 @@ def initialise(settings: Settings, *, clock: Clock | None = None) -> bool:
     if not data_dir.is_dir():
         raise DataDirError(f"{data_dir} exists and is not a directory")
     _require_private(data_dir)
+    keys_missing = not is_initialised(settings)
+    if keys_missing and _log_has_sessions(settings):
+        # New keys for an existing log would read nothing of it, and the purge would take the
+        # log's reported and held sessions for ones whose keys are gone.
+        raise DataDirError(
+            f"the session log has sessions but {settings.keys_dir} has no keys: restore the "
+            "keys directory (or point --data-dir at the right one); refusing to make new keys"
+        )
     if not (settings.keys_dir / KEY_FILE_NAME).exists():
         create_key_file(settings.keys_dir)
         created = True
@@ -56,6 +66,33 @@ def initialise(settings: Settings, *, clock: Clock | None = None) -> bool:
         created = True
     open_store(settings).close()
     return created
+
+
+def _log_has_sessions(settings: Settings) -> bool:
+    if settings.database_url is None and not settings.sqlite_path.exists():
+        return False
+    store = open_store(settings)
+    try:
+        return bool(store.recent_sessions(limit=1))
+    finally:
+        store.close()
+
+
+def lock_for_serving(settings: Settings) -> int:
+    """Take the data directory for this process's lifetime; a second ``serve`` on it fails.
+
+    Returns the descriptor holding the lock (``flock`` ends with the process). Two servers on
+    one data directory would end each other's live chats at start-up and race on the keys.
+    """
+    fd = os.open(settings.data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirError(
+            f"another `logwarden serve` is using {settings.data_dir}; stop it first"
+        ) from None
+    return fd
 
 
 def open_store(settings: Settings) -> SqlStore:
@@ -88,6 +125,7 @@ def open_retention(
         clock=clock,
         report_window_ms=round(settings.chat.report_window * 1000),
         kek_rotation_days=settings.retention.kek_rotation_days,
+        lock_path=settings.keys_dir / "retention.lock",
     )
 
 

@@ -22,6 +22,7 @@ from logwarden.recorder import Recorder
 from logwarden.retention import Retention, RetentionPolicy
 from logwarden.retention.policy import DAY_MS
 from logwarden.retention.receipts import new_receipt
+from logwarden.retention.service import REPORT_GRACE_MS
 from logwarden.store import SqlStore
 from logwarden.transcripts import Transcript, open_transcript
 from logwarden.vault import KeyStore, Vault, create_key_file, load_key_file
@@ -33,6 +34,7 @@ T0 = 1_764_072_000_000  # 2025-11-25T12:00:00Z
 DAY0 = T0 // DAY_MS
 POLICY = RetentionPolicy(session_days=30, raw_ip_days=7, metadata_days=90, reported_days=365)
 REPORT_WINDOW_MS = 300_000
+ERASABLE_AFTER_MS = REPORT_WINDOW_MS + REPORT_GRACE_MS  # after a chat's end
 
 _ids = itertools.count(1)
 
@@ -110,6 +112,7 @@ class Deployment:
                     created_at=started_at + messages + 1,
                 )
             )
+            self.recorder.settle()
         if end:
             self.loop.run(
                 self.recorder.session_ended(

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from logwarden.retention.policy import DAY_MS, HOLD, RAW_IP, REPORTED, SESSION, day_of
 from tests.retention.conftest import (
+    ERASABLE_AFTER_MS,
     POLICY,
-    REPORT_WINDOW_MS,
     Chat,
     Deployment,
     open_deployment,
@@ -144,9 +144,9 @@ def act(d: Deployment, model: Model, action: str, now: int) -> None:
             assert outcome is None
         elif model.preserved:
             assert outcome is not None and outcome.outcome == "refused"
-        elif now < model.ended_at + REPORT_WINDOW_MS:
+        elif now < model.ended_at + ERASABLE_AFTER_MS:
             assert outcome is not None and outcome.outcome == "scheduled"
-            model.erase_after = model.ended_at + REPORT_WINDOW_MS
+            model.erase_after = model.ended_at + ERASABLE_AFTER_MS
         else:
             assert outcome is not None and outcome.outcome == "erased"
             model.shred()

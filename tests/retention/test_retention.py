@@ -8,7 +8,15 @@ import asyncio
 import pytest
 
 from logwarden.retention.policy import DAY_MS
-from tests.retention.conftest import DAY0, POLICY, REPORT_WINDOW_MS, T0, Deployment, day_start
+from tests.retention.conftest import (
+    DAY0,
+    ERASABLE_AFTER_MS,
+    POLICY,
+    REPORT_WINDOW_MS,
+    T0,
+    Deployment,
+    day_start,
+)
 
 TEXT_GONE = day_start(DAY0 + POLICY.session_days + 1)
 ADDRESS_GONE = day_start(DAY0 + POLICY.raw_ip_days + 1)
@@ -117,6 +125,7 @@ class TestReported:
                 created_at=d.clock.now_ms(),
             )
         )
+        d.recorder.settle()
         after = d.store.session(chat.session_id)
         assert after is not None
         assert [m.text_sealed for m in after.messages] == [m.text_sealed for m in before.messages]
@@ -219,7 +228,7 @@ class TestErasure:
         keys, rows and the receipt itself."""
         d = deployment
         chat = d.chat()
-        d.at(T0 + REPORT_WINDOW_MS + 10)
+        d.at(T0 + ERASABLE_AFTER_MS + 10)
         outcome = d.retention.erase(chat.receipts[0])
         assert outcome is not None and outcome.outcome == "erased"
         assert d.readable(chat.session_id)["metadata"] is False
@@ -268,7 +277,7 @@ class TestErasure:
         chat = d.chat(report=kind == "reported", end=kind != "ongoing")
         if kind == "held":
             d.retention.hold(chat.session_id, reason="case 9")
-        d.at(T0 + REPORT_WINDOW_MS + 10)
+        d.at(T0 + ERASABLE_AFTER_MS + 10)
         outcome = d.retention.erase(chat.receipts[1])
         assert outcome is not None and outcome.outcome == "refused"
         assert {"reported": "reported", "held": "hold", "ongoing": "not ended"}[kind] in (

@@ -155,6 +155,23 @@ def unwrap_bucket(keys_dir: Path, bucket_id: str) -> bytes:
     return AESGCM(kek_file(keys_dir)[kek_id]).decrypt(wrapped[1:13], wrapped[13:], aad)
 
 
+def stale_rows(keys_dir: Path) -> list[str]:
+    """The ids in stale_buckets, sorted, read straight from keystore.db."""
+    return [row[0] for row in _select(keys_dir, "SELECT id FROM stale_buckets ORDER BY id")]
+
+
+def open_data_key(
+    bucket_key: bytes, wrapped: bytes, session_id: str, purpose: str, bucket_id: str
+) -> bytes:
+    """A wrapped data key opened with plain AES-GCM under a raw bucket key.
+
+    The associated data names the session, the purpose and the bucket. Raises ``InvalidTag``
+    if it does not open.
+    """
+    aad = b"\x01logwarden data key v1\x00" + f"{session_id}\x00{purpose}\x00{bucket_id}".encode()
+    return AESGCM(bucket_key).decrypt(wrapped[1:13], wrapped[13:], aad)
+
+
 class Disk:
     """The bytes of every file in a keys directory, read once, to search many needles in."""
 

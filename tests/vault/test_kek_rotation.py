@@ -24,22 +24,29 @@ from logwarden.vault import ADDRESS, TEXT, KeyStore, NewDataKey
 from logwarden.vault.keys import KeyEncryptionKey
 from tests.vault.conftest import (
     DAY,
+    HOLD_CLASS,
     KEYSTORE_FILES,
+    RAW_IP_CLASS,
     SESSION_CLASS,
     T0,
     OpenKeyStore,
     bucket_rows,
+    data_key_rows,
     files_holding,
     kek_file,
+    open_data_key,
     run_in_threads,
     session_keys,
     sid,
+    stale_rows,
     unwrap_bucket,
 )
 
 SESSION = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"
+TODAY = f"{SESSION_CLASS}:{DAY}"
 TOMORROW = f"{SESSION_CLASS}:{DAY + 1}"
+HOLD = f"{HOLD_CLASS}:0"
 
 
 def traces(key: bytes) -> list[bytes]:
@@ -243,6 +250,93 @@ class TestKekRotation:
         assert {b.kek_id for b in fresh.buckets()} == set(kek_file(keys_dir))
 
 
+def attack(copy: Path, keys_dir: Path, session_id: str, purpose: str) -> bytes:
+    """A data key as an earlier copy of keystore.db wraps it, opened with today's bucket key.
+
+    Plain AES-GCM, as an attacker holding the copy and today's keys directory would do it: the
+    bucket key is unwrapped from today's keystore.db under today's kek.json. Raises
+    ``InvalidTag`` if it does not open.
+    """
+    where, wrapped = data_key_rows(copy)[session_id, purpose]
+    return open_data_key(unwrap_bucket(keys_dir, where), wrapped, session_id, purpose, where)
+
+
+class TestEarlierCopyAfterDestruction:
+    """A data key destroyed while its bucket lives does not open from an earlier copy of
+    keystore.db and today's keys directory once the bucket has been re-keyed.
+
+    Rotation alone does not do it: it re-wraps the bucket key the copy's wrapping opens with.
+    """
+
+    def test_destroyed_data_key(
+        self, keystore: KeyStore, keys_dir: Path, tmp_path: Path, open_keystore: OpenKeyStore
+    ) -> None:
+        """An erased session's keys open from an earlier copy until its buckets are re-keyed;
+        the other keys of those buckets keep their raw bytes."""
+        wanted = session_keys(SESSION, OTHER, sid(1))
+        made = {
+            (k.session_id, k.purpose): key
+            for k, key in zip(wanted, keystore.create_data_keys(wanted), strict=True)
+        }
+        then = tmp_path / "then"
+        copy_keystore_db(keys_dir, then, how="backup")
+        old_buckets = {b: unwrap_bucket(keys_dir, b) for b in bucket_rows(keys_dir)}
+
+        assert keystore.destroy_data_keys([SESSION]) == 2  # the erasure
+        keystore.rotate_kek_at(T0 + 1000)  # the purge rotates too: that alone does not help
+
+        # The defect: the copy's wrapping of a destroyed key opens with today's bucket key.
+        assert keystore.data_key(SESSION, TEXT) is None
+        for purpose in (TEXT, ADDRESS):
+            assert attack(then, keys_dir, SESSION, purpose) == made[SESSION, purpose]
+        assert keystore.stale_buckets() == sorted(old_buckets)
+
+        assert keystore.rekey_stale() == 2
+
+        for purpose in (TEXT, ADDRESS):
+            with pytest.raises(InvalidTag):
+                attack(then, keys_dir, SESSION, purpose)
+        for bucket, old in old_buckets.items():
+            assert unwrap_bucket(keys_dir, bucket) != old, bucket
+        remaining = {where: key for where, key in made.items() if where[0] != SESSION}
+        assert len(remaining) == 4
+        assert {where: keystore.data_key(*where) for where in remaining} == remaining
+        fresh = open_keystore(keys_dir)  # as after a restart, or another process
+        assert {where: fresh.data_key(*where) for where in remaining} == remaining
+        assert keystore.stale_buckets() == []
+
+    def test_key_moved_out_of_the_hold_bucket(
+        self, keystore: KeyStore, keys_dir: Path, tmp_path: Path, open_keystore: OpenKeyStore
+    ) -> None:
+        """A key that was once in the never-expiring hold bucket, released and then destroyed
+        with its day, opens from an earlier copy until the hold bucket is re-keyed."""
+        mine, _, other, _ = keystore.create_data_keys(session_keys(SESSION, OTHER))
+        for session_id in (SESSION, OTHER):  # both held
+            keystore.move_data_key(session_id, TEXT, cls=HOLD_CLASS, day=0)
+        assert keystore.stale_buckets() == []  # a move into a longer bucket lets nothing go
+        then = tmp_path / "then"
+        copy_keystore_db(keys_dir, then, how="backup")
+        old_hold = unwrap_bucket(keys_dir, HOLD)
+
+        # Released: back to its day, which then expires, taking the key.
+        keystore.move_data_key(SESSION, TEXT, cls=SESSION_CLASS, day=DAY, rekey_source=True)
+        assert keystore.destroy_buckets([TODAY]).data_keys == 1
+        keystore.rotate_kek_at(T0 + 1000)
+
+        assert keystore.data_key(SESSION, TEXT) is None
+        assert attack(then, keys_dir, SESSION, TEXT) == mine  # the defect: open forever
+        assert keystore.stale_buckets() == [HOLD]
+
+        assert keystore.rekey_stale() == 1
+
+        with pytest.raises(InvalidTag):
+            attack(then, keys_dir, SESSION, TEXT)
+        assert unwrap_bucket(keys_dir, HOLD) != old_hold
+        assert keystore.data_key(OTHER, TEXT) == other
+        assert open_keystore(keys_dir).data_key(OTHER, TEXT) == other
+        assert keystore.stale_buckets() == []
+
+
 class SimulatedCrash(BaseException):
     """Stands for the process dying: nothing may catch it."""
 
@@ -372,3 +466,57 @@ class TestRotationCrash:
         for needle in [*traces(old.key), *traces(keks[half])]:
             assert files_holding(keys_dir, needle) == []
         self.assert_all_open(keys_dir, made)
+
+
+class TestRekeyCrash:
+    """A re-keying interrupted midway leaves every key openable, and a later one completes."""
+
+    def test_crash_midway_through_a_bucket(
+        self, keystore: KeyStore, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A crash inside the second bucket's re-wrap keeps the first bucket re-keyed and the
+        second wholly under its old key, still marked; the next rekey_stale finishes it."""
+        wanted = session_keys(*(sid(n) for n in range(6)))
+        made = {
+            (k.session_id, k.purpose): key
+            for k, key in zip(wanted, keystore.create_data_keys(wanted), strict=True)
+        }
+        keystore.destroy_data_keys([sid(0)])
+        first, second = f"{RAW_IP_CLASS}:{DAY}", TODAY  # rekey_stale goes in id order
+        assert keystore.stale_buckets() == [first, second]
+        old_first, old_second = unwrap_bucket(keys_dir, first), unwrap_bucket(keys_dir, second)
+        rows_before = data_key_rows(keys_dir)
+        real_wrap = keystore._wrap_data_key
+        calls: list[str] = []
+
+        def wrap_then_crash(
+            bucket_key: bytes, key: bytes, session_id: str, purpose: str, where: str
+        ) -> bytes:
+            calls.append(where)
+            if calls.count(second) == 2:  # one key of the second bucket re-wrapped, then death
+                raise SimulatedCrash
+            return real_wrap(bucket_key, key, session_id, purpose, where)
+
+        monkeypatch.setattr(keystore, "_wrap_data_key", wrap_then_crash)
+        with pytest.raises(SimulatedCrash):
+            keystore.rekey_stale()
+        monkeypatch.undo()
+
+        assert stale_rows(keys_dir) == [second]
+        assert unwrap_bucket(keys_dir, first) != old_first
+        assert unwrap_bucket(keys_dir, second) == old_second
+        rows = data_key_rows(keys_dir)
+        assert {k: v for k, v in rows.items() if v[0] == second} == {
+            k: v for k, v in rows_before.items() if v[0] == second and k[0] != sid(0)
+        }
+        remaining = {where: key for where, key in made.items() if where[0] != sid(0)}
+        fresh = KeyStore(keys_dir)  # as after a restart
+        try:
+            assert {where: fresh.data_key(*where) for where in remaining} == remaining
+            assert fresh.rekey_stale() == 1
+            assert {where: fresh.data_key(*where) for where in remaining} == remaining
+        finally:
+            fresh.close()
+        assert unwrap_bucket(keys_dir, second) != old_second
+        assert keystore.stale_buckets() == []
+        assert {where: keystore.data_key(*where) for where in remaining} == remaining

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import logwarden.vault.keystore as keystore_module
 from logwarden.errors import DataDirError, VaultError
@@ -32,9 +35,11 @@ from tests.vault.conftest import (
     data_key_rows,
     execute,
     files_holding,
+    kek_file,
     run_in_threads,
     session_keys,
     sid,
+    stale_rows,
     unwrap_bucket,
 )
 
@@ -42,6 +47,9 @@ SESSION = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"
 TODAY = f"{SESSION_CLASS}:{DAY}"
 TOMORROW = f"{SESSION_CLASS}:{DAY + 1}"
+HOLD = f"{HOLD_CLASS}:0"
+RAW_TODAY = f"{RAW_IP_CLASS}:{DAY}"
+RAW_TOMORROW = f"{RAW_IP_CLASS}:{DAY + 1}"
 
 
 class TestDataKeys:
@@ -261,6 +269,209 @@ class TestDestroy:
         assert remaining == (2 + 1100 if purpose else 2)
 
 
+# The schema of version 1, as it was: no stale_buckets.
+V1_SCHEMA = """
+CREATE TABLE buckets (
+    id TEXT PRIMARY KEY,
+    class TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    kek_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL
+);
+CREATE TABLE data_keys (
+    session_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    bucket_id TEXT NOT NULL REFERENCES buckets(id),
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (session_id, purpose)
+);
+CREATE INDEX ix_data_keys_bucket ON data_keys(bucket_id);
+PRAGMA user_version=1;
+"""
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """A vault token made with plain AES-GCM: version 1 || nonce || ciphertext || tag."""
+    nonce = os.urandom(12)
+    return b"\x01" + nonce + AESGCM(key).encrypt(nonce, plaintext, b"\x01" + aad)
+
+
+def schema_of(keys_dir: Path) -> tuple[int, set[str]]:
+    """keystore.db's user_version and table names, read straight from the file."""
+    db = sqlite3.connect(f"file:{keys_dir / 'keystore.db'}?mode=ro", uri=True)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        db.close()
+    return version, tables
+
+
+class TestRekeying:
+    """Buckets that lose a data key while they live are marked stale, then re-keyed."""
+
+    def test_destroy_marks_the_buckets_it_takes_from(
+        self, keystore: KeyStore, keys_dir: Path
+    ) -> None:
+        """destroy_data_keys marks exactly the buckets that lost a key, emptied ones too."""
+        keystore.create_data_keys(session_keys(SESSION, OTHER) + session_keys(sid(1), day=DAY + 1))
+        assert keystore.stale_buckets() == []
+        assert keystore.destroy_data_keys([SESSION], purpose=TEXT) == 1
+        assert keystore.stale_buckets() == [TODAY]
+        assert keystore.destroy_data_keys([sid(1), sid(99)]) == 2  # empties both its buckets
+        assert keystore.stale_buckets() == sorted([TODAY, TOMORROW, RAW_TOMORROW])
+        assert stale_rows(keys_dir) == keystore.stale_buckets()
+        assert keystore.destroy_data_keys([sid(99)]) == 0  # nothing taken, nothing marked
+        assert keystore.destroy_data_keys([SESSION], purpose=TEXT) == 0
+        assert stale_rows(keys_dir) == sorted([TODAY, TOMORROW, RAW_TOMORROW])
+
+    def test_destroy_marks_many_sessions_buckets(self, keystore: KeyStore) -> None:
+        """Sessions in many buckets, more than one statement's parameters: all are marked."""
+        wanted = [NewDataKey(sid(n), TEXT, SESSION_CLASS, n % 7) for n in range(1100)]
+        keystore.create_data_keys([*wanted, NewDataKey(SESSION, TEXT, HOLD_CLASS, 0)])
+        assert keystore.destroy_data_keys([sid(n) for n in range(1100)]) == 1100
+        assert keystore.stale_buckets() == sorted(f"{SESSION_CLASS}:{d}" for d in range(7))
+
+    def test_move_marks_its_source_only_when_asked(
+        self, keystore: KeyStore, keys_dir: Path
+    ) -> None:
+        """A plain move marks nothing; one with rekey_source marks the bucket the key left,
+        and only if the key did leave one."""
+        keystore.create_data_keys(session_keys(SESSION, OTHER))
+        assert keystore.move_data_key(SESSION, TEXT, cls=HOLD_CLASS, day=0) is True
+        assert keystore.move_data_key(OTHER, TEXT, cls=HOLD_CLASS, day=0) is True
+        assert keystore.stale_buckets() == []
+        # Into the bucket it is in, or a key that does not exist: no key leaves a bucket.
+        assert keystore.move_data_key(SESSION, TEXT, cls=HOLD_CLASS, day=0, rekey_source=True)
+        missing = keystore.move_data_key(sid(9), TEXT, cls=HOLD_CLASS, day=0, rekey_source=True)
+        assert missing is False
+        assert keystore.stale_buckets() == []
+        assert keystore.move_data_key(SESSION, TEXT, cls=SESSION_CLASS, day=DAY, rekey_source=True)
+        assert keystore.data_key(SESSION, TEXT) is not None
+        assert keystore.stale_buckets() == [HOLD]
+        assert stale_rows(keys_dir) == [HOLD]
+
+    def test_rekey_gives_new_bucket_keys_and_keeps_data_keys(
+        self, keystore: KeyStore, keys_dir: Path
+    ) -> None:
+        """rekey_stale re-keys the stale buckets alone, under the current KEK, re-wraps every
+        key left in them, keeps their raw bytes, and clears the marks."""
+        wanted = session_keys(SESSION, OTHER, sid(1)) + session_keys(sid(2), day=DAY + 1)
+        made = dict(zip(wanted, keystore.create_data_keys(wanted), strict=True))
+        keystore.rotate_kek_at(T0 + 1)  # the buckets' KEK is not the first one
+        keystore.destroy_data_keys([SESSION], purpose=TEXT)
+        keystore.destroy_data_keys([sid(1)], purpose=ADDRESS)
+        rows, buckets = data_key_rows(keys_dir), bucket_rows(keys_dir)
+        raw = {b: unwrap_bucket(keys_dir, b) for b in buckets}
+        kek = keystore.rotate_kek_at(T0 + 2)
+
+        assert keystore.rekey_stale() == 2
+
+        assert stale_rows(keys_dir) == keystore.stale_buckets() == []
+        for bucket in (TODAY, RAW_TODAY):
+            assert unwrap_bucket(keys_dir, bucket) != raw[bucket], bucket
+            assert bucket_rows(keys_dir)[bucket][0] == kek.id
+        for bucket in (TOMORROW, RAW_TOMORROW):  # not stale: untouched
+            assert unwrap_bucket(keys_dir, bucket) == raw[bucket]
+            assert bucket_rows(keys_dir)[bucket][1] != buckets[bucket][1]  # by the rotation only
+        after = data_key_rows(keys_dir)
+        assert set(after) == set(rows)
+        for where, (bucket, wrapped) in after.items():
+            assert bucket == rows[where][0]
+            assert (wrapped != rows[where][1]) is (bucket in (TODAY, RAW_TODAY)), where
+        for new, key in made.items():
+            gone = (new.session_id, new.purpose) in {(SESSION, TEXT), (sid(1), ADDRESS)}
+            assert keystore.data_key(new.session_id, new.purpose) == (None if gone else key)
+        assert keystore.rekey_stale() == 0
+
+    def test_rekey_an_emptied_bucket(self, keystore: KeyStore, keys_dir: Path) -> None:
+        """A bucket left with no data key is re-keyed too, and takes new keys afterwards."""
+        keystore.create_data_keys([NewDataKey(SESSION, TEXT, SESSION_CLASS, DAY)])
+        keystore.destroy_data_keys([SESSION])
+        old = unwrap_bucket(keys_dir, TODAY)
+        assert keystore.rekey_stale() == 1
+        assert unwrap_bucket(keys_dir, TODAY) != old
+        assert [b.data_keys for b in keystore.buckets()] == [0]
+        [key] = keystore.create_data_keys([NewDataKey(OTHER, TEXT, SESSION_CLASS, DAY)])
+        assert keystore.data_key(OTHER, TEXT) == key
+
+    def test_nothing_stale_is_a_no_op(self, keystore: KeyStore, keys_dir: Path) -> None:
+        """With nothing stale, rekey_stale returns 0 and changes no row, empty or not."""
+        assert keystore.rekey_stale() == 0
+        keystore.create_data_keys(session_keys(SESSION, OTHER))
+        keystore.move_data_key(SESSION, TEXT, cls=HOLD_CLASS, day=0)
+        rows, buckets = data_key_rows(keys_dir), bucket_rows(keys_dir)
+        assert keystore.rekey_stale() == 0
+        assert data_key_rows(keys_dir) == rows
+        assert bucket_rows(keys_dir) == buckets
+
+    def test_destroy_buckets_clears_their_marks(self, keystore: KeyStore, keys_dir: Path) -> None:
+        """A destroyed bucket's mark goes with it (nothing left to re-key); others stay."""
+        keystore.create_data_keys(session_keys(SESSION, OTHER) + session_keys(sid(1), day=DAY + 1))
+        keystore.destroy_data_keys([SESSION, sid(1)], purpose=TEXT)
+        assert keystore.stale_buckets() == [TODAY, TOMORROW]
+        assert keystore.destroy_buckets([TODAY, RAW_TODAY]) == DestroyResult(2, 3, True)
+        assert stale_rows(keys_dir) == [TOMORROW]
+        assert keystore.destroy_buckets([TOMORROW]).buckets == 1
+        assert stale_rows(keys_dir) == []
+        assert keystore.rekey_stale() == 0
+
+    def test_another_keystore_rekeys(self, keys_dir: Path, open_keystore: OpenKeyStore) -> None:
+        """Marks made by one process are re-keyed by another (the purge); both keep working."""
+        serve, purge = open_keystore(keys_dir), open_keystore(keys_dir)
+        _, _, text, address = serve.create_data_keys(session_keys(SESSION, OTHER))
+        serve.destroy_data_keys([SESSION])
+        assert purge.stale_buckets() == [RAW_TODAY, TODAY]
+        assert purge.rekey_stale() == 2
+        assert serve.stale_buckets() == []
+        assert [serve.data_key(OTHER, TEXT), serve.data_key(OTHER, ADDRESS)] == [text, address]
+        [later] = serve.create_data_keys([NewDataKey(sid(1), TEXT, SESSION_CLASS, DAY)])
+        assert purge.data_key(sid(1), TEXT) == later
+
+    def test_version_1_keystore_is_migrated(self, keys_dir: Path) -> None:
+        """A keystore.db of version 1, made by hand, opens as version 2 with stale_buckets,
+        its keys intact, and its buckets can be marked and re-keyed."""
+        for name in ("keystore.db", "keystore.db-wal", "keystore.db-shm"):
+            (keys_dir / name).unlink(missing_ok=True)
+        [(kek_id, kek)] = kek_file(keys_dir).items()
+        bucket_key, mine, theirs = os.urandom(32), os.urandom(32), os.urandom(32)
+        db = sqlite3.connect(keys_dir / "keystore.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(V1_SCHEMA)
+        bucket_aad = b"logwarden bucket key v1\x00" + TODAY.encode() + b"\x00" + kek_id.encode()
+        db.execute(
+            "INSERT INTO buckets VALUES (?, ?, ?, ?, ?)",
+            (TODAY, SESSION_CLASS, DAY, kek_id, seal(kek, bucket_key, bucket_aad)),
+        )
+        for session_id, key in ((SESSION, mine), (OTHER, theirs)):
+            aad = b"logwarden data key v1\x00" + f"{session_id}\x00{TEXT}\x00{TODAY}".encode()
+            db.execute(
+                "INSERT INTO data_keys VALUES (?, ?, ?, ?)",
+                (session_id, TEXT, TODAY, seal(bucket_key, key, aad)),
+            )
+        db.close()
+        (keys_dir / "keystore.db").chmod(0o600)
+        assert schema_of(keys_dir) == (1, {"buckets", "data_keys"})
+
+        store = KeyStore(keys_dir)
+        try:
+            assert schema_of(keys_dir) == (2, {"buckets", "data_keys", "stale_buckets"})
+            assert [store.data_key(SESSION, TEXT), store.data_key(OTHER, TEXT)] == [mine, theirs]
+            assert store.destroy_data_keys([SESSION]) == 1
+            assert store.stale_buckets() == [TODAY]
+        finally:
+            store.close()
+        again = KeyStore(keys_dir)  # reopening a version-2 file changes nothing
+        try:
+            assert again.stale_buckets() == [TODAY]
+            assert again.rekey_stale() == 1
+            assert unwrap_bucket(keys_dir, TODAY) != bucket_key
+            assert again.data_key(OTHER, TEXT) == theirs
+        finally:
+            again.close()
+        assert schema_of(keys_dir)[0] == 2
+
+
 class Made(NamedTuple):
     keys: dict[NewDataKey, bytes]
     old_wrappings: list[bytes]  # of sid(0)'s text key, before it was moved away and back
@@ -337,6 +548,36 @@ class TestOnDiskDestruction:
             assert after.holding(needle) == [], needle.hex()
         for needle in kept:
             assert after.holding(needle) == ["keystore.db"], needle.hex()
+
+    def test_rekey_stale(self, keystore: KeyStore, keys_dir: Path, made: Made) -> None:
+        """After re-keying, no form of the old bucket keys nor any old wrapping of a data key
+        in those buckets is on disk; the new wrappings are in keystore.db alone; no WAL."""
+        rows = data_key_rows(keys_dir)
+        doomed = {session_id for session_id, _ in rows if int(session_id, 16) % 2 == 0}
+        stale = sorted({bucket for bucket, _ in rows.values()})
+        old_raw = [unwrap_bucket(keys_dir, b) for b in stale]
+        old_wrapped = [bucket_rows(keys_dir)[b][1] for b in stale]
+        old_kept = [w for (session_id, _), (_, w) in rows.items() if session_id not in doomed]
+        keystore.destroy_data_keys(sorted(doomed))
+        assert keystore.stale_buckets() == stale
+        # The scan sees what is there: the old wrappings of the kept keys are on disk now.
+        before = Disk(keys_dir)
+        for needle in [*old_wrapped, *old_kept]:
+            assert before.holding(needle) == ["keystore.db"], needle.hex()
+
+        assert keystore.rekey_stale() == len(stale) == 4
+        assert (keys_dir / "keystore.db-wal").stat().st_size == 0
+        assert {f.name for f in keys_dir.iterdir()} == KEYSTORE_FILES
+        after = Disk(keys_dir)
+        for needle in [*old_raw, *old_wrapped, *old_kept, *made.old_wrappings]:
+            assert after.holding(needle) == [], needle.hex()
+        new_rows = data_key_rows(keys_dir)
+        assert len(new_rows) == len(old_kept)
+        for bucket, wrapped in [*new_rows.values(), *bucket_rows(keys_dir).values()]:
+            assert after.holding(wrapped) == ["keystore.db"], bucket
+        for new, key in made.keys.items():
+            if new.session_id not in doomed:
+                assert keystore.data_key(new.session_id, new.purpose) == key
 
     def test_files_are_private(self, keystore: KeyStore, keys_dir: Path) -> None:
         """The keys directory is 0700 and every keystore file in it is 0600."""
@@ -563,6 +804,32 @@ class TestConcurrency:
         for store in stores:
             assert {where: store.data_key(*where) for where in made} == made
         assert len(stores[0].buckets()) == 6  # each bucket made once, by one of them
+
+    def test_making_keys_while_another_keystore_rekeys(
+        self, keys_dir: Path, open_keystore: OpenKeyStore
+    ) -> None:
+        """Keys made into a bucket through one keystore while another destroys keys in it and
+        re-keys it all stay openable, with their own bytes."""
+        maker, purger = open_keystore(keys_dir), open_keystore(keys_dir)
+        made: dict[str, bytes] = {}
+
+        def make() -> None:
+            for n in range(300):
+                [key] = maker.create_data_keys([NewDataKey(sid(n), TEXT, SESSION_CLASS, DAY)])
+                made[sid(n)] = key
+
+        def purge() -> None:
+            for n in range(60):
+                purger.create_data_keys([NewDataKey(sid(10_000 + n), TEXT, SESSION_CLASS, DAY)])
+                purger.destroy_data_keys([sid(10_000 + n)])
+                purger.rekey_stale()
+
+        assert run_in_threads(make, purge) == []
+        purger.rekey_stale()
+        fresh = open_keystore(keys_dir)
+        assert {s: fresh.data_key(s, TEXT) for s in made} == made
+        assert {s: maker.data_key(s, TEXT) for s in made} == made
+        assert fresh.stale_buckets() == []
 
     def test_making_keys_while_destroying(self, keystore: KeyStore) -> None:
         """Keys made on one thread while another destroys buckets are neither lost nor failed."""

@@ -164,6 +164,9 @@ async def _purge_on_schedule(retention: Retention, interval: float) -> None:
             summary = await asyncio.to_thread(retention.purge)
         except LogwardenError as exc:
             log.error("purge failed (will retry): %s", exc)
+        except Exception:
+            # Whatever it was, the schedule must go on: a stopped purge keeps everything.
+            log.exception("purge failed (will retry)")
         else:
             log.info(
                 "purge: %d bucket keys and %d data keys destroyed, %d messages, %d addresses "

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -169,6 +170,12 @@ class Recorder:
         self._store = store
         self._vault = vault
         self._retention = retention
+        # Re-wrapping a reported session's keys happens after its commit, off the writer
+        # thread: it waits for the retention lock (a purge may hold it for seconds), which must
+        # not stall everyone's messages, and its failure must not fail a batch already durable
+        # (the next purge's reconcile finishes it).
+        self._followups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retention")
+        self._pending: set[Future[None]] = set()
         # Live sessions, touched only on the writer thread: their day, and whether reported.
         self._days: dict[str, int] = {}
         self._preserved: set[str] = set()
@@ -181,6 +188,11 @@ class Recorder:
 
     def close(self) -> None:
         self._committer.close()
+        self._followups.shutdown(wait=True)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the retention work of every report committed so far is done."""
+        wait(self._pending.copy(), timeout=timeout)  # copy(): atomic against the callbacks
 
     async def session_started(
         self,
@@ -235,12 +247,22 @@ class Recorder:
         for record in records:
             self._add(batch, record)
         self._store.write(batch)
-        for report in batch.reports:
-            self._retention.apply(report.session_id)
+        for session_id in {report.session_id for report in batch.reports}:
+            future = self._followups.submit(self._apply, session_id)
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
         for end in batch.ends:
             self._vault.forget(end.session_id)
             self._days.pop(end.session_id, None)
             self._preserved.discard(end.session_id)
+
+    def _apply(self, session_id: str) -> None:
+        try:
+            self._retention.apply(session_id)
+        except Exception:
+            log.exception(
+                "reported session %s: keys not re-wrapped yet (the purge will)", session_id
+            )
 
     def _make_keys(self, starts: Sequence[_SessionStart]) -> None:
         # Skips sessions whose keys exist: when a group commit fails, the committer writes its

@@ -7,11 +7,17 @@ state, so running one again, or the purge after a crash half-way, finishes what 
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from logwarden.clock import Clock
+from logwarden.errors import LogwardenError
 from logwarden.retention.policy import (
     DAY_MS,
     HOLD,
@@ -28,7 +34,51 @@ from logwarden.vault.keystore import bucket_id
 
 __all__ = ["Erasure", "Finding", "Kept", "PurgeSummary", "Receipt", "Retention"]
 
+log = logging.getLogger("logwarden.retention")
+
 Progress = Callable[[str], None]
+
+# A report accepted at the last moment of the window is written a little later (the group
+# commit), and the server's window runs on its own clock: erasure waits this much longer
+# (when there is a window at all).
+REPORT_GRACE_MS = 10_000
+
+
+class _RetentionLock:
+    """One retention change at a time, across threads and across processes.
+
+    ``serve`` (its scheduled purge, reports) and the CLI (``purge``, ``hold``, ``release``)
+    may act on one data directory at once; a hold must not land between an erasure's check
+    and its destruction, nor two purges drop the same partitions. Re-entrant, so a purge can
+    call ``apply``. The file lock is ``flock`` on ``keys/retention.lock``.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._depth == 0 and self._path is not None:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                self._thread_lock.release()
+                raise
+            self._fd = fd
+        self._depth += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        self._thread_lock.release()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +141,9 @@ class Retention:
         clock: Clock,
         report_window_ms: int,
         kek_rotation_days: int,
+        lock_path: Path | None = None,
     ) -> None:
+        self._lock = _RetentionLock(lock_path)
         self._store = store
         self._keystore = keystore
         self._policy = policy
@@ -103,61 +155,77 @@ class Retention:
 
     def flag(self, session_id: str) -> RetentionState | None:
         """Move a session to the reported class (a safety flag); None if there is none."""
-        if not self._store.mark_reported(session_id, at=self._clock.now_ms()):
-            return None
-        return self.apply(session_id)
+        with self._lock:
+            if not self._store.mark_reported(session_id, at=self._clock.now_ms()):
+                return None
+            return self.apply(session_id)
 
     def hold(self, session_id: str, *, reason: str) -> RetentionState | None:
         """Place a legal hold: everything of the session is kept until released."""
-        if not self._store.set_hold(session_id, held_at=self._clock.now_ms(), reason=reason):
-            return None
-        return self.apply(session_id)
+        with self._lock:
+            if not self._store.set_hold(session_id, held_at=self._clock.now_ms(), reason=reason):
+                return None
+            return self.apply(session_id)
 
     def release(self, session_id: str) -> RetentionState | None:
         """Release a hold: the session's own classes apply again, from their own days (what
         has expired meanwhile is destroyed now)."""
-        if not self._store.set_hold(session_id, held_at=None, reason=None):
-            return None
-        return self.apply(session_id)
+        with self._lock:
+            if not self._store.set_hold(session_id, held_at=None, reason=None):
+                return None
+            return self.apply(session_id)
 
     def apply(self, session_id: str) -> RetentionState | None:
         """Re-wrap the session's keys under the buckets its state asks for and move its rows
-        to match. A key is destroyed, with its rows, if the bucket it sits in has expired or
-        the one it should move to has: a hold or a report keeps what still exists, it never
-        brings back what retention has already given up, whether or not the purge has run."""
-        state = self._store.retention_state(session_id)
-        if state is None:
-            self._keystore.destroy_data_keys([session_id])
-            return None
-        now = self._clock.now_ms()
-        held_or_reported = state.held_at is not None or state.reported_at is not None
+        to match.
+
+        A key is destroyed, with its rows, if the bucket it sits in has expired or the one it
+        should move to has: a hold or a report keeps what still exists, it never brings back
+        what retention has already given up, whether or not the purge has run. Nothing is
+        destroyed because something is *missing*: a session without a key keeps its rows
+        (they go with their day), and keys without a session are left alone (``check``
+        reports both). A keystore or log that failed to mount must not cost any evidence.
+        """
+        with self._lock:
+            state = self._store.retention_state(session_id)
+            if state is None:
+                return None
+            self._apply(state, self._clock.now_ms())
+            return state
+
+    def _apply(self, state: RetentionState, now: int) -> None:
+        session_id = state.session_id
+        preserved = state.held_at is not None or state.reported_at is not None
         present = self._keystore.locate(session_id)
         targets = {
             TEXT: self._policy.text_bucket(state),
             ADDRESS: self._policy.address_bucket(state),
         }
-        keep = {
+        destroy = {
             purpose: purpose in present
-            and not self._expired(present[purpose], now)
-            and not self._expired(target, now)
+            and (self._expired(present[purpose], now) or self._expired(target, now))
             for purpose, target in targets.items()
         }
         rows = {
-            purpose: (PRESERVED if held_or_reported else state.day) if kept else None
-            for purpose, kept in keep.items()
+            purpose: None if destroy[purpose] else (PRESERVED if preserved else state.day)
+            for purpose in targets
         }
         # Rows first when preserving (so an expiring day cannot take them), keys first when
         # letting go; a crash in between is finished by the next purge (``_reconcile``).
-        if held_or_reported:
+        if preserved:
             self._move_rows(session_id, rows)
         for purpose, (cls, day) in targets.items():
-            if keep[purpose]:
-                self._keystore.move_data_key(session_id, purpose, cls=cls, day=day)
-            elif purpose in present:
+            if destroy[purpose]:
                 self._keystore.destroy_data_keys([session_id], purpose=purpose)
-        if not held_or_reported:
+            elif purpose in present:
+                # Leaving the hold bucket (which never expires): it gets a new key at the next
+                # purge, so an earlier copy of the keystore cannot open this key through it.
+                leaving_hold = present[purpose][0] == HOLD and cls != HOLD
+                self._keystore.move_data_key(
+                    session_id, purpose, cls=cls, day=day, rekey_source=leaving_hold
+                )
+        if not preserved:
             self._move_rows(session_id, rows)
-        return state
 
     def _expired(self, bucket: tuple[str, int], now: int) -> bool:
         expires = self._policy.expires_at(*bucket)
@@ -198,6 +266,10 @@ class Retention:
     def erase(self, token: str) -> Erasure | None:
         """Shred the receipt's session now, or once the other person's report window has
         closed; refused while the chat is on, reported or held. None for an unknown token."""
+        with self._lock:
+            return self._erase(token)
+
+    def _erase(self, token: str) -> Erasure | None:
         state = self._state_of_receipt(token)
         if state is None:
             return None
@@ -213,7 +285,8 @@ class Retention:
             )
         # Not before the other person's chance to report it has passed: an erasure must not
         # let someone remove the evidence of what they just did.
-        window_closes = state.ended_at + self._report_window_ms
+        grace = REPORT_GRACE_MS if self._report_window_ms else 0
+        window_closes = state.ended_at + self._report_window_ms + grace
         if now < window_closes:
             self._store.set_erase_after(state.session_id, window_closes)
             return Erasure(
@@ -239,7 +312,10 @@ class Retention:
 
     def purge(self, *, progress: Progress | None = None) -> PurgeSummary:
         """Destroy every key whose class has expired, then the rows they sealed."""
-        say = progress or (lambda _step: None)
+        with self._lock:
+            return self._purge(progress or (lambda _step: None))
+
+    def _purge(self, say: Progress) -> PurgeSummary:
         now = self._clock.now_ms()
         policy = self._policy
 
@@ -275,9 +351,15 @@ class Retention:
         leftover_keys = self._shred(gone) if gone else 0
         reclaimed = self._store.reclaim()
 
-        rotate = bool(destroyed.data_keys or destroyed.buckets or erased_keys or leftover_keys)
-        kek = self._keystore.current_kek()
-        if rotate or now - kek.created_at >= self._kek_rotation_ms:
+        say("re-keying buckets that lost single keys")
+        rekeyed = self._keystore.rekey_stale()
+
+        rotate = bool(
+            destroyed.data_keys or destroyed.buckets or erased_keys or leftover_keys or rekeyed
+        )
+        keks = self._keystore.key_encryption_keys()
+        # More than one on disk: a rotation was cut short; finish it now.
+        if rotate or len(keks) > 1 or now - keks[-1].created_at >= self._kek_rotation_ms:
             say("rotating the key-encryption key")
             self._keystore.rotate_kek_at(now)
             rotate = True
@@ -294,11 +376,18 @@ class Retention:
         )
 
     def _reconcile(self) -> None:
-        """Bring every reported or held session, and every key under a hold, in line."""
+        """Bring every reported or held session, and every key under a hold, in line.
+
+        Costs a few queries per preserved session (they are few: reports, flags and holds).
+        One that fails is logged and left for the next purge; the rest of the purge goes on.
+        """
         sessions = {state.session_id for state in self._store.preserved_sessions()}
         sessions.update(self._keystore.sessions_in_class(HOLD))
         for session_id in sorted(sessions):
-            self.apply(session_id)
+            try:
+                self.apply(session_id)
+            except LogwardenError as exc:
+                log.error("could not reconcile session %s: %s", session_id, exc)
 
     # -- check -------------------------------------------------------------------------------
 
@@ -334,6 +423,10 @@ class Retention:
             findings.append(Finding(METADATA, "sessions past retention", len(expired)))
         for state in self._store.preserved_sessions():
             findings.extend(self._misplaced_keys(state, now))
+        stale = self._keystore.stale_buckets()
+        if stale:
+            what = "bucket keys that lost a data key and still wait for a new key"
+            findings.append(Finding("keys", what, len(stale)))
         keks = self._keystore.key_encryption_keys()
         if len(keks) > 1:
             findings.append(

@@ -125,11 +125,15 @@ class PartitionedDays:
         """
         count = 0
         quote = conn.dialect.identifier_preparer.quote
+        # DROP needs an exclusive lock on `messages`, and while it waits for one (behind a
+        # long reader, a pg_dump), every insert of the chat queues behind it. Give up after a
+        # while instead: the purge fails, says so, and the next one tries again.
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
         for name, first, last in self._day_partitions(conn):
             if first >= 1 and last <= through_day:
                 table = quote(name)
                 count += conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()  # noqa: S608 - a catalog name, quoted
-                conn.exec_driver_sql(f"DROP TABLE {table}")
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
                 self._known.difference_update(range(first, last + 1))
         return count + delete_days(conn, schema.messages, through_day=through_day)
 
@@ -144,6 +148,8 @@ class PartitionedDays:
         )
         partitions = []
         for name, bound in found:
+            if bound is None:  # dropped meanwhile by another process
+                continue
             match = _BOUND.fullmatch(bound)
             if match is not None:  # not DEFAULT (we make none, but do not trip over one)
                 partitions.append((name, int(match[1]), int(match[2]) - 1))

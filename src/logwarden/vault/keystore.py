@@ -7,7 +7,8 @@ Three levels (docs/retention.md):
 2. A **bucket key** per (retention class, day), random, wrapping the data keys whose records
    expire with that day's class. Expiry destroys the bucket key and the data keys under it.
 3. **Key-encryption keys** in ``kek.json`` wrap the bucket keys and rotate: an earlier copy of
-   this database is useless once the keys that wrapped it are gone.
+   this database is useless once the keys that wrapped it are gone (and its stale buckets have
+   been re-keyed, below).
 
 Everything lives in ``keys/keystore.db``, a SQLite file beside the key files and never in the
 log store: a copy of the log store alone decrypts nothing, and erasing a session deletes its
@@ -15,6 +16,17 @@ wrapped data keys, so even an earlier copy of the log store holds nothing that t
 opens. Wrapped keys are AES-256-GCM tokens whose associated data names what they are and where
 they sit (bucket id and KEK id; session id, purpose and bucket id), so a wrapped key copied to
 another row does not open.
+
+A bucket that loses a data key while it lives is **re-keyed**. Rotation re-wraps bucket keys
+but never changes them, so after ``destroy_data_keys`` (erasure, early destruction) the bucket
+key that wraps the destroyed key is still here, under today's KEK; an earlier copy of this
+database still holds the destroyed key wrapped under it, and the two together would open it
+until the bucket expires (never, for the hold bucket ``hold:0``). So each bucket that loses a
+key is marked in ``stale_buckets``, in the transaction that takes the key, as is the bucket a
+key leaves by ``move_data_key(..., rekey_source=True)`` (a key let go from a hold). Later and in
+a batch (the purge), ``rekey_stale`` gives each a new random key and re-wraps the data keys it
+still holds under that, one transaction per bucket, so a crash leaves the old key with the old
+wrappings. Moving a key out of a day bucket into a longer one needs none: the key lives on.
 
 Deleting is made real on disk: ``secure_delete`` zeroes deleted rows in the database file, and
 a ``wal_checkpoint(TRUNCATE)`` after every destruction copies those zeroed pages over the old
@@ -56,7 +68,9 @@ __all__ = [
 TEXT = "text"
 ADDRESS = "address"
 KEYSTORE_FILE_NAME = "keystore.db"
-_SCHEMA_VERSION = 1
+# Version 2 adds stale_buckets; a version-1 file gets it when opened (every statement is
+# idempotent, so a file of any earlier version is brought up to date by running them all).
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
     id TEXT PRIMARY KEY,
@@ -73,6 +87,9 @@ CREATE TABLE IF NOT EXISTS data_keys (
     PRIMARY KEY (session_id, purpose)
 );
 CREATE INDEX IF NOT EXISTS ix_data_keys_bucket ON data_keys(bucket_id);
+CREATE TABLE IF NOT EXISTS stale_buckets (
+    id TEXT PRIMARY KEY REFERENCES buckets(id)
+);
 """
 _BUCKET_AAD = b"logwarden bucket key v1\x00"
 _DATA_KEY_AAD = b"logwarden data key v1\x00"
@@ -119,6 +136,9 @@ class KeyStore:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise VaultError(f"could not open the keystore {path}: {exc}") from None
+        try:
             for pragma in (
                 "journal_mode=WAL",
                 "synchronous=FULL",
@@ -128,8 +148,13 @@ class KeyStore:
             ):
                 self._db.execute(f"PRAGMA {pragma}")
             if self._db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                self._db.executescript(_SCHEMA + f"PRAGMA user_version={_SCHEMA_VERSION};")
+                # In one write transaction: another process opening the file at once waits,
+                # then finds it up to date; a failure leaves it as it was.
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={_SCHEMA_VERSION}; COMMIT;"
+                )
         except sqlite3.Error as exc:
+            self._db.close()  # rolls back a migration left half-done
             raise VaultError(f"could not open the keystore {path}: {exc}") from None
         self._keks: dict[str, KeyEncryptionKey] = {}
         self._kek_stamp: tuple[int, int, int] | None = None
@@ -188,9 +213,14 @@ class KeyStore:
             )
         return {purpose: (cls, day) for purpose, cls, day in rows}
 
-    def move_data_key(self, session_id: str, purpose: str, *, cls: str, day: int) -> bool:
+    def move_data_key(
+        self, session_id: str, purpose: str, *, cls: str, day: int, rekey_source: bool = False
+    ) -> bool:
         """Re-wrap a data key under the bucket (cls, day); the data stays as sealed.
 
+        With ``rekey_source`` the bucket it leaves is marked stale (re-keyed by ``rekey_stale``):
+        for a key let go from a bucket that outlives it, such as the hold bucket, which an
+        earlier copy of this database would otherwise keep opening it with.
         False if the key does not exist (never made, or already destroyed).
         """
         target = bucket_id(cls, day)
@@ -211,21 +241,31 @@ class KeyStore:
                 "WHERE session_id = ? AND purpose = ?",
                 (target, wrapped, session_id, purpose),
             )
+            if rekey_source:
+                self._db.execute("INSERT OR IGNORE INTO stale_buckets VALUES (?)", (found[0],))
         return True
 
     def destroy_data_keys(self, session_ids: Sequence[str], *, purpose: str | None = None) -> int:
-        """Destroy these sessions' data keys (one purpose, or all); returns how many."""
+        """Destroy these sessions' data keys (one purpose, or all); returns how many.
+
+        The buckets they leave are marked stale in the same transaction (see ``rekey_stale``).
+        """
         destroyed = 0
         with self._transaction():
             for start in range(0, len(session_ids), 500):
                 chunk = session_ids[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
-                sql = f"DELETE FROM data_keys WHERE session_id IN ({marks})"  # noqa: S608 - marks
+                match = f"session_id IN ({marks})"
                 params: tuple[str, ...] = tuple(chunk)
                 if purpose is not None:
-                    sql += " AND purpose = ?"
+                    match += " AND purpose = ?"
                     params += (purpose,)
-                destroyed += self._db.execute(sql, params).rowcount
+                stale = f"SELECT DISTINCT bucket_id FROM data_keys WHERE {match}"  # noqa: S608
+                self._db.execute(f"INSERT OR IGNORE INTO stale_buckets {stale}", params)
+                destroyed += self._db.execute(
+                    f"DELETE FROM data_keys WHERE {match}",  # noqa: S608 - marks
+                    params,
+                ).rowcount
         if destroyed:
             self._truncate_wal()
         return destroyed
@@ -261,12 +301,69 @@ class KeyStore:
                     f"DELETE FROM data_keys WHERE bucket_id IN ({marks})",  # noqa: S608 - marks
                     chunk,
                 ).rowcount
+                self._db.execute(
+                    f"DELETE FROM stale_buckets WHERE id IN ({marks})",  # noqa: S608 - marks
+                    chunk,
+                )
                 buckets += self._db.execute(
                     f"DELETE FROM buckets WHERE id IN ({marks})",  # noqa: S608 - marks
                     chunk,
                 ).rowcount
         truncated = self._truncate_wal() if buckets or keys else True
         return DestroyResult(buckets=buckets, data_keys=keys, wal_truncated=truncated)
+
+    def stale_buckets(self) -> list[str]:
+        """The buckets that lost a data key since their key was made, waiting for a new one."""
+        with self._lock:
+            rows = self._query("SELECT id FROM stale_buckets ORDER BY id")
+        return [row[0] for row in rows]
+
+    def rekey_stale(self) -> int:
+        """Give every stale bucket a new key, its remaining data keys re-wrapped under it.
+
+        One write transaction per bucket: a crash leaves each bucket wholly under its old key
+        (and still marked) or wholly under its new one. Returns how many buckets were re-keyed.
+        """
+        rekeyed = 0
+        try:
+            for where in self.stale_buckets():
+                with self._transaction():
+                    row = self._query_one(
+                        "SELECT b.kek_id, b.wrapped FROM stale_buckets s "
+                        "JOIN buckets b ON b.id = s.id WHERE s.id = ?",
+                        (where,),
+                    )
+                    if row is None:  # re-keyed or destroyed meanwhile, by another process
+                        continue
+                    old = self._unwrap_bucket(where, *row)
+                    new = self._random(KEY_BYTES)
+                    for session_id, purpose, wrapped in self._query(
+                        "SELECT session_id, purpose, wrapped FROM data_keys WHERE bucket_id = ?",
+                        (where,),
+                    ):
+                        key = _open_data_key(old, wrapped, session_id, purpose, where)
+                        self._db.execute(
+                            "UPDATE data_keys SET wrapped = ? WHERE session_id = ? AND purpose = ?",
+                            (
+                                self._wrap_data_key(new, key, session_id, purpose, where),
+                                session_id,
+                                purpose,
+                            ),
+                        )
+                    kek = self._newest_kek()
+                    self._db.execute(
+                        "UPDATE buckets SET kek_id = ?, wrapped = ? WHERE id = ?",
+                        (kek.id, self._wrap_bucket(kek, where, new), where),
+                    )
+                    self._db.execute("DELETE FROM stale_buckets WHERE id = ?", (where,))
+                rekeyed += 1
+        finally:
+            if rekeyed:
+                # The old wrappings are zeroed in place (secure_delete); the WAL may still
+                # hold earlier versions of their pages.
+                with self._lock:
+                    self._truncate_wal()
+        return rekeyed
 
     # -- key-encryption keys -----------------------------------------------------------------
 
@@ -299,7 +396,7 @@ class KeyStore:
             # slip in between and have its new KEK dropped here. A KEK that still wraps a
             # bucket (because such a rotation ran just before) stays.
             used = {row[0] for row in self._query("SELECT DISTINCT kek_id FROM buckets")}
-            newest = next(reversed(self._keks.values()))
+            newest = self._newest_kek()
             keep = [k for k in self._keks.values() if k.id in used or k is newest]
             if len(keep) < len(self._keks):
                 write_keks(self._keys_dir, keep)
@@ -348,12 +445,15 @@ class KeyStore:
         if row is not None:
             return self._unwrap_bucket(where, *row)
         key = self._random(KEY_BYTES)
-        kek = next(reversed(self._keks.values()))
+        kek = self._newest_kek()
         self._db.execute(
             "INSERT INTO buckets VALUES (?, ?, ?, ?, ?)",
             (where, cls, day, kek.id, self._wrap_bucket(kek, where, key)),
         )
         return key
+
+    def _newest_kek(self) -> KeyEncryptionKey:
+        return next(reversed(self._keks.values()))
 
     def _wrap_bucket(self, kek: KeyEncryptionKey, where: str, key: bytes) -> bytes:
         aad = _BUCKET_AAD + where.encode() + b"\x00" + kek.id.encode()
