@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -28,6 +30,7 @@ from tests.retention.conftest import (
     day_start,
     files_under,
     open_deployment,
+    open_store,
 )
 
 PAST_METADATA = day_start(DAY0 + POLICY.metadata_days + 1)
@@ -69,21 +72,63 @@ def all_data_keys(keystore: KeyStore, session_ids: list[str]) -> list[bytes]:
 
 
 @pytest.fixture
-def drill(tmp_path: Path) -> Deployment:
+def drill(backend: tuple[str, str | None], tmp_path: Path) -> Iterator[Deployment]:
     data_dir = tmp_path / "data"
-    data_dir.mkdir(mode=0o700)
-    with open_deployment(data_dir, SqlStore.sqlite(data_dir / "logwarden.db")) as d:
-        yield d  # type: ignore[misc]
+    with open_deployment(data_dir, open_store(backend[0], data_dir, backend[1])) as d:
+        yield d
 
 
-def test_breach_drill(drill: Deployment, tmp_path: Path) -> None:
+class LogCopy:
+    """A copy of the log store taken now: the SQLite file, or a copy of the PostgreSQL
+    database (CREATE DATABASE … TEMPLATE, what a backup restores)."""
+
+    def __init__(self, backend: tuple[str, str | None], d: Deployment, tmp_path: Path) -> None:
+        self.url = backend[1]
+        if self.url is None:
+            self.path = tmp_path / "stolen-log.db"
+            sqlite_copy(d.data_dir / "logwarden.db", self.path)
+            return
+        live = self.url.rsplit("/", 1)[1]
+        self.name = f"{live}_stolen"
+        with psycopg.connect(self.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            admin.execute(  # a template must have no other sessions; the store reconnects
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (live,),
+            )
+            admin.execute(f"CREATE DATABASE {self.name} TEMPLATE {live}")
+
+    def open(self) -> SqlStore:
+        if self.url is None:
+            return SqlStore.sqlite(self.path)
+        return SqlStore.postgres(self.url.rsplit("/", 1)[0] + "/" + self.name)
+
+    def drop(self) -> None:
+        if self.url is not None:
+            admin_url = self.url.rsplit("/", 1)[0] + "/postgres"
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def postgres_files(url: str) -> list[Path]:
+    """The live database's table files and the WAL, after a checkpoint wrote every page."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CHECKPOINT")
+        root = Path(db.execute("SHOW data_directory").fetchone()[0])  # type: ignore[index]
+        oid = db.execute(
+            "SELECT oid FROM pg_database WHERE datname = current_database()"
+        ).fetchone()[0]  # type: ignore[index]
+    found = [p for d in (root / "base" / str(oid), root / "pg_wal") for p in d.rglob("*")]
+    return [p for p in found if p.is_file()]
+
+
+def test_breach_drill(drill: Deployment, backend: tuple[str, str | None], tmp_path: Path) -> None:
     """Copies taken at t0 are useless for expired sessions after the purge; kept ones open."""
     d = drill
     expired = [d.chat(messages=4), d.chat(messages=2)]
     reported = d.chat(messages=3, report=True)
     # 1. The copies, taken at t0: the log store, and separately the keystore.
-    log_copy = tmp_path / "stolen-log.db"
-    sqlite_copy(d.data_dir / "logwarden.db", log_copy)
+    log_copy = LogCopy(backend, d, tmp_path)
     keystore_copy = tmp_path / "stolen-keystore.db"
     sqlite_copy(d.data_dir / "keys" / KEYSTORE_FILE_NAME, keystore_copy)
     old_keys = all_data_keys(d.keystore, [c.session_id for c in expired])
@@ -103,7 +148,7 @@ def test_breach_drill(drill: Deployment, tmp_path: Path) -> None:
     for chat in expired:
         assert not opens_with_any(today, chat.session_id, sealed[chat.session_id])
         assert d.keystore.locate(chat.session_id) == {}
-    old_store = SqlStore.sqlite(log_copy)
+    old_store = log_copy.open()
     try:
         record = old_store.session(expired[0].session_id)
         assert record is not None, "the copy still holds the ciphertext"
@@ -113,6 +158,7 @@ def test_breach_drill(drill: Deployment, tmp_path: Path) -> None:
             reader.open(token, session_id=expired[0].session_id, label=label)
     finally:
         old_store.close()
+        log_copy.drop()
 
     # 4. The earlier keystore copy with today's key-encryption key opens no bucket at all.
     stolen_keys = tmp_path / "stolen-keys"
@@ -143,6 +189,16 @@ def test_breach_drill(drill: Deployment, tmp_path: Path) -> None:
         for needle in never:
             assert needle not in content, f"plaintext in {path.name}"
     assert d.store.session(expired[0].session_id) is None
+    if backend[1] is not None:
+        # PostgreSQL's own files: no key ever, no plaintext ever. (Deleted rows' ciphertext
+        # and pseudonyms may linger in dead tuples until VACUUM: docs/retention.md.)
+        try:
+            contents = [(p, p.read_bytes()) for p in postgres_files(backend[1])]
+        except PermissionError:
+            pytest.skip("PostgreSQL's data directory is not readable by this user")
+        for path, content in contents:
+            for needle in [*old_keys, *never]:
+                assert needle not in content, f"key or plaintext in {path}"
 
     # 6. What is still within retention opens fine.
     kept = d.transcript(reported.session_id)
@@ -152,6 +208,7 @@ def test_breach_drill(drill: Deployment, tmp_path: Path) -> None:
     assert fresh is not None and [m["text"] for m in fresh.messages] == recent.texts
 
 
+@pytest.mark.parametrize("backend", [("sqlite", None)])
 def test_plaintext_never_on_disk_at_t0(drill: Deployment) -> None:
     """Before any purge, no file of the data directory holds a message or an address."""
     d = drill
