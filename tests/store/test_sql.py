@@ -752,6 +752,14 @@ class TestPartitions:
             f"messages_d{DAY + 3}",
         }
 
+    def test_prepare_days_makes_partitions_ahead(
+        self, pg_store: SqlStore, postgres_url: str
+    ) -> None:
+        """prepare_days makes the partitions of days not written yet (the purge prepares
+        today and tomorrow, so the chat's first message of a day waits for no DDL)."""
+        pg_store.prepare_days([DAY + 1, DAY + 2])
+        assert {f"messages_d{DAY + 1}", f"messages_d{DAY + 2}"} <= partitions(postgres_url)
+
     def test_drop_days_drops_partitions(self, pg_store: SqlStore, postgres_url: str) -> None:
         """drop_days drops the day partitions up to through_day and keeps the rest."""
         for n, day in ((1, DAY - 1), (2, DAY), (3, DAY + 1)):

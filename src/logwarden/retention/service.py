@@ -26,6 +26,7 @@ from logwarden.retention.policy import (
     REPORTED,
     SESSION,
     RetentionPolicy,
+    day_of,
 )
 from logwarden.retention.receipts import is_well_formed, receipt_digest
 from logwarden.store import PRESERVED, DayTable, RetentionState, Store
@@ -350,6 +351,8 @@ class Retention:
         )
         leftover_keys = self._shred(gone) if gone else 0
         reclaimed = self._store.reclaim()
+        today = day_of(now)
+        self._store.prepare_days([today, today + 1])
 
         say("re-keying buckets that lost single keys")
         rekeyed = self._keystore.rekey_stale()

@@ -220,6 +220,11 @@ class Store(Protocol):
         ``messages`` drops whole day partitions instead of deleting rows."""
         ...
 
+    def prepare_days(self, days: Sequence[int]) -> None:
+        """Make ready to write the day buckets ``days`` (PostgreSQL: their partitions), so
+        that the chat's first message of a day does not wait for the DDL's lock."""
+        ...
+
     def end_unfinished(self, *, at: int, reason: str) -> int:
         """End every session without an end (the server that ran them died); how many."""
         ...

@@ -400,6 +400,10 @@ class SqlStore:
                 return self._days.drop_messages(conn, through_day=through_day)
             return delete_days(conn, t, through_day=through_day)
 
+    def prepare_days(self, days: Iterable[int]) -> None:
+        with _store_errors("prepare day buckets"):
+            self._days.ensure(days)
+
     def end_unfinished(self, *, at: int, reason: str) -> int:
         with _store_errors("end unfinished sessions"), self._engine.begin() as conn:
             result = conn.execute(
