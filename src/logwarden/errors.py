@@ -8,7 +8,8 @@ Every error derives from one base class, so a caller can catch all of ours at on
     ├── StoreError        the session log could not be read or written
     ├── VaultError        a key is missing or a sealed value does not open (deliberately opaque)
     │   └── KeyDestroyedError   the value's key was shredded by retention or erasure
-    └── DataDirError      the data directory is missing, half-made or has unsafe permissions
+    ├── DataDirError      the data directory is missing, half-made or has unsafe permissions
+    └── AuditVerificationError  a proof, tree head or signature does not verify: says what
 
 Only ``cli.py`` and the ASGI handlers turn these into output, exit codes or error frames.
 """
@@ -16,6 +17,7 @@ Only ``cli.py`` and the ASGI handlers turn these into output, exit codes or erro
 from __future__ import annotations
 
 __all__ = [
+    "AuditVerificationError",
     "ConfigError",
     "DataDirError",
     "KeyDestroyedError",
@@ -69,3 +71,11 @@ class KeyDestroyedError(VaultError):
 
 class DataDirError(LogwardenError):
     """The data directory is missing, only partly initialised, or unsafe."""
+
+
+class AuditVerificationError(LogwardenError):
+    """A Merkle proof, tree head, checkpoint or signature does not verify.
+
+    The message says which check failed and gives the expected and computed values, so an
+    auditor can tell a flipped bit from a missing entry.
+    """

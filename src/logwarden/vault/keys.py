@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logwarden._fsutil import fsync_dir
 from logwarden.errors import DataDirError
 from logwarden.vault._aead import KEY_BYTES
 
@@ -119,7 +120,7 @@ def write_keks(keys_dir: Path, keks: Sequence[KeyEncryptionKey]) -> None:
         old = None
     try:
         os.replace(temporary, path)
-        _fsync_dir(keys_dir)
+        fsync_dir(keys_dir)
         if old is not None:
             size = os.fstat(old).st_size
             os.pwrite(old, bytes(size), 0)
@@ -154,14 +155,6 @@ def _write_fd(fd: int, document: dict[str, Any]) -> None:
         json.dump(document, f)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _b64(key: bytes) -> str:
