@@ -84,6 +84,9 @@ class RetentionSettings(_Section):
     reported_days: int = Field(365, ge=1)  # the US REPORT Act's preservation period
     purge_interval_minutes: float = Field(60.0, gt=0, le=24 * 60)  # the server's purge schedule
     kek_rotation_days: int = Field(7, ge=1)  # at the latest; every purge that destroys rotates
+    # Receipts say a chat is reported or held, and until when. False: one neutral answer
+    # ("kept for safety or legal reasons"), for deployments that must not tip anyone off.
+    receipts_disclose_preservation: bool = True
 
 
 class Settings(_Section):

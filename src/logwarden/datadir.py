@@ -126,6 +126,7 @@ def open_retention(
         report_window_ms=round(settings.chat.report_window * 1000),
         kek_rotation_days=settings.retention.kek_rotation_days,
         lock_path=settings.keys_dir / "retention.lock",
+        disclose_preservation=settings.retention.receipts_disclose_preservation,
     )
 
 

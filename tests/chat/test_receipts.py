@@ -205,11 +205,13 @@ class TestShow:
             "ended_at",
             "reported",
             "held",
+            "withheld",
             "erase_after",
             "kept",
         }
         assert shown["ended_at"] is None
         assert (shown["reported"], shown["held"], shown["erase_after"]) == (False, False, None)
+        assert shown["withheld"] is False
         until = {item["what"]: item["until"] for item in shown["kept"]}
         assert set(until) == {KEPT_METADATA, KEPT_TEXT, KEPT_ADDRESSES}
         # Defaults: raw IP 7 days, message text 30, metadata 90.

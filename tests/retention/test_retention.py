@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from logwarden.retention import Retention
 from logwarden.retention.policy import DAY_MS
 from tests.retention.conftest import (
     DAY0,
@@ -307,6 +308,53 @@ class TestErasure:
         receipt = d.retention.receipt(chat.receipts[0])
         assert receipt is not None
         assert [k.until for k in receipt.kept] == [METADATA_GONE, TEXT_GONE]
+
+
+class TestUndisclosedPreservation:
+    @pytest.mark.parametrize("kind", ["reported", "held"])
+    def test_receipts_give_one_neutral_answer(self, deployment: Deployment, kind: str) -> None:
+        """With receipts_disclose_preservation off, a reported and a held chat look the same
+        to a receipt holder: kept, no reason, no date; erasure refused neutrally."""
+        d = deployment
+        neutral = Retention(
+            store=d.store,
+            keystore=d.keystore,
+            policy=POLICY,
+            clock=d.clock,
+            report_window_ms=REPORT_WINDOW_MS,
+            kek_rotation_days=7,
+            disclose_preservation=False,
+        )
+        chat = d.chat(report=kind == "reported")
+        if kind == "held":
+            d.retention.hold(chat.session_id, reason="order 3")
+        d.at(T0 + ERASABLE_AFTER_MS + 10)
+        receipt = neutral.receipt(chat.receipts[0])
+        assert receipt is not None
+        assert (receipt.reported, receipt.held, receipt.withheld) == (False, False, True)
+        assert all(k.until is None for k in receipt.kept)
+        outcome = neutral.erase(chat.receipts[0])
+        assert outcome is not None
+        assert (outcome.outcome, outcome.at) == ("refused", None)
+        assert "report" not in outcome.reason and "hold" not in outcome.reason
+        assert d.readable(chat.session_id) == EVERYTHING
+
+    def test_ordinary_chats_are_unaffected(self, deployment: Deployment) -> None:
+        """An ordinary chat's receipt gives its dates as usual in the neutral mode."""
+        d = deployment
+        neutral = Retention(
+            store=d.store,
+            keystore=d.keystore,
+            policy=POLICY,
+            clock=d.clock,
+            report_window_ms=REPORT_WINDOW_MS,
+            kek_rotation_days=7,
+            disclose_preservation=False,
+        )
+        chat = d.chat()
+        receipt = neutral.receipt(chat.receipts[0])
+        assert receipt is not None and not receipt.withheld
+        assert [k.until for k in receipt.kept] == [METADATA_GONE, TEXT_GONE, ADDRESS_GONE]
 
 
 class TestCheck:

@@ -88,6 +88,7 @@ def _receipt_json(receipt: Receipt) -> dict[str, Any]:
         "ended_at": receipt.ended_at,
         "reported": receipt.reported,
         "held": receipt.held,
+        "withheld": receipt.withheld,
         "erase_after": receipt.erase_after,
         "kept": [{"what": k.what, "until": k.until} for k in receipt.kept],
     }
@@ -99,7 +100,8 @@ def _erasure_json(outcome: Erasure) -> dict[str, Any]:
 
 def _receipt_page(token: str, receipt: Receipt) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(k.what)}</td><td>{html.escape(_when(k.until))}</td></tr>"
+        f"<tr><td>{html.escape(k.what)}</td>"
+        f"<td>{'not disclosed' if receipt.withheld else html.escape(_when(k.until))}</td></tr>"
         for k in receipt.kept
     )
     action = f"/receipt/{html.escape(token)}/erase"
@@ -109,7 +111,12 @@ def _receipt_page(token: str, receipt: Receipt) -> str:
   passed (a few minutes after it ends), the erasure waits for it.</p>
   <button type="submit">Erase this chat</button>
 </form>"""
-    if receipt.held:
+    if receipt.withheld:
+        erase = (
+            "<p class='status'>This chat is kept for safety or legal reasons: "
+            "it cannot be erased now.</p>"
+        )
+    elif receipt.held:
         erase = "<p class='status'>This chat is under a legal hold: it cannot be erased.</p>"
     elif receipt.reported:
         erase = "<p class='status'>This chat was reported: it is kept as evidence.</p>"

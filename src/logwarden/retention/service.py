@@ -121,6 +121,9 @@ class Receipt:
     reported: bool
     held: bool
     erase_after: int | None
+    # Kept for a reason the deployment does not disclose: ``reported`` and ``held`` read
+    # False and no ``until`` is given (``receipts_disclose_preservation = false``).
+    withheld: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +146,10 @@ class Retention:
         report_window_ms: int,
         kek_rotation_days: int,
         lock_path: Path | None = None,
+        disclose_preservation: bool = True,
     ) -> None:
         self._lock = _RetentionLock(lock_path)
+        self._disclose = disclose_preservation
         self._store = store
         self._keystore = keystore
         self._policy = policy
@@ -254,6 +259,18 @@ class Retention:
         ):
             if purpose in present:
                 kept.append(Kept(what, self._policy.expires_at(cls, day)))
+        preserved = state.reported_at is not None or state.held_at is not None
+        if preserved and not self._disclose:
+            return Receipt(
+                session_id=state.session_id,
+                started_at=state.started_at,
+                ended_at=state.ended_at,
+                kept=tuple(Kept(k.what, None) for k in kept),
+                reported=False,
+                held=False,
+                erase_after=None,
+                withheld=True,
+            )
         return Receipt(
             session_id=state.session_id,
             started_at=state.started_at,
@@ -275,6 +292,9 @@ class Retention:
         if state is None:
             return None
         now = self._clock.now_ms()
+        preserved = state.held_at is not None or state.reported_at is not None
+        if preserved and not self._disclose:
+            return Erasure("refused", "it is kept for safety or legal reasons", None)
         if state.held_at is not None:
             return Erasure("refused", "it is under a legal hold", None)
         if state.reported_at is not None:
