@@ -176,18 +176,23 @@ async def record_all(recorder: Recorder, o: Options) -> None:
     await asyncio.gather(*in_flight)
 
 
+def retention_at(now_ms: int, *, store: SqlStore, keystore: KeyStore) -> Retention:
+    """The retention service with the default periods, its clock standing at ``now_ms``."""
+    return Retention(
+        store=store,
+        keystore=keystore,
+        policy=POLICY,
+        clock=FakeClock(now_ms),
+        report_window_ms=300_000,
+        kek_rotation_days=7,
+    )
+
+
 def full_path(backend: Backend, o: Options) -> dict[str, float]:
     with backend.fresh() as (data_dir, store, _connect):
         keystore = KeyStore(data_dir / "keys")
         vault = Vault(load_key_file(data_dir / "keys"), keystore)
-        retention = Retention(
-            store=store,
-            keystore=keystore,
-            policy=POLICY,
-            clock=FakeClock(T0),
-            report_window_ms=300_000,
-            kek_rotation_days=7,
-        )
+        retention = retention_at(T0, store=store, keystore=keystore)
         recorder = Recorder(
             store=store, vault=vault, retention=retention, window=0.001, max_batch=1024
         )
@@ -274,15 +279,8 @@ def purge(backend: Backend, o: Options) -> dict[str, Any]:
         fill_started = time.perf_counter()
         fill(backend.name, connect, sessions, per_session, day, o.text_bytes)
         fill_seconds = time.perf_counter() - fill_started
-        clock = FakeClock((day + POLICY.session_days + 1) * DAY_MS)
-        retention = Retention(
-            store=store,
-            keystore=keystore,
-            policy=POLICY,
-            clock=clock,
-            report_window_ms=300_000,
-            kek_rotation_days=7,
-        )
+        expiry = (day + POLICY.session_days + 1) * DAY_MS
+        retention = retention_at(expiry, store=store, keystore=keystore)
         started = time.perf_counter()
         summary = retention.purge()
         seconds = time.perf_counter() - started

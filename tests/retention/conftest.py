@@ -160,24 +160,41 @@ def day_start(day: int) -> int:
     return day * DAY_MS
 
 
-@contextmanager
-def open_deployment(data_dir: Path, store: SqlStore) -> Iterator[Deployment]:
-    """Keys in ``data_dir/keys``, the log in ``store``, the clock at T0."""
-    keys_dir = data_dir / "keys"
-    keys_dir.mkdir(parents=True, mode=0o700)
-    create_key_file(keys_dir)
-    KeyStore.create(keys_dir, now_ms=T0)
-    keystore = KeyStore(keys_dir)
-    vault = Vault(load_key_file(keys_dir), keystore)
-    clock = FakeClock(T0)
-    retention = Retention(
+def retention_over(
+    store: SqlStore, keystore: KeyStore, clock: FakeClock, *, disclose: bool = True
+) -> Retention:
+    """The retention service with the test policy (the settings' defaults)."""
+    return Retention(
         store=store,
         keystore=keystore,
         policy=POLICY,
         clock=clock,
         report_window_ms=REPORT_WINDOW_MS,
         kek_rotation_days=7,
+        disclose_preservation=disclose,
     )
+
+
+@contextmanager
+def open_deployment(data_dir: Path, store: SqlStore) -> Iterator[Deployment]:
+    """New keys in ``data_dir/keys``, the log in ``store``, the clock at T0."""
+    keys_dir = data_dir / "keys"
+    keys_dir.mkdir(parents=True, mode=0o700)
+    create_key_file(keys_dir)
+    KeyStore.create(keys_dir, now_ms=T0)
+    with attach_deployment(data_dir, store, at=T0) as d:
+        yield d
+
+
+@contextmanager
+def attach_deployment(data_dir: Path, store: SqlStore, *, at: int) -> Iterator[Deployment]:
+    """The real recorder over a data directory's existing keys and ``store``, with a fake
+    clock at ``at``; everything (the store too) is closed at the end."""
+    keys_dir = data_dir / "keys"
+    keystore = KeyStore(keys_dir)
+    vault = Vault(load_key_file(keys_dir), keystore)
+    clock = FakeClock(at)
+    retention = retention_over(store, keystore, clock)
     loop = LoopThread()
     recorder = Recorder(store=store, vault=vault, retention=retention, window=0.0, max_batch=64)
     recorder.start(loop.loop)

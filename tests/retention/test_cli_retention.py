@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
 
-from logwarden.clock import FakeClock
-from logwarden.recorder import Recorder
-from logwarden.retention import Retention
 from logwarden.retention.policy import DAY_MS, day_of
 from logwarden.store import SqlStore
-from logwarden.vault import KeyStore, Vault, load_key_file
 from tests.retention.conftest import (
-    POLICY,
-    REPORT_WINDOW_MS,
     Chat,
-    Deployment,
-    LoopThread,
+    attach_deployment,
     files_under,
     open_store,
 )
@@ -100,34 +91,6 @@ def log_store(backend: Backend, data_dir: Path) -> SqlStore:
     return open_store(name, data_dir, url)
 
 
-@contextmanager
-def recording(data_dir: Path, store: SqlStore, *, at: int) -> Iterator[Deployment]:
-    """The real recorder over an initialised data directory's keys and ``store``, with a fake
-    clock at ``at``; everything is closed at the end, so the CLI finds a quiet data directory."""
-    keys_dir = data_dir / "keys"
-    keystore = KeyStore(keys_dir)
-    vault = Vault(load_key_file(keys_dir), keystore)
-    clock = FakeClock(at)
-    retention = Retention(
-        store=store,
-        keystore=keystore,
-        policy=POLICY,  # the defaults of the settings, which the CLI uses
-        clock=clock,
-        report_window_ms=REPORT_WINDOW_MS,
-        kek_rotation_days=7,
-    )
-    loop = LoopThread()
-    recorder = Recorder(store=store, vault=vault, retention=retention, window=0.0, max_batch=64)
-    recorder.start(loop.loop)
-    try:
-        yield Deployment(data_dir, store, keystore, vault, clock, retention, recorder, loop)
-    finally:
-        recorder.close()
-        loop.close()
-        keystore.close()
-        store.close()
-
-
 def run(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> CompletedProcess[str]:
     return logwarden(*args, "--data-dir", str(data_dir), env=env)
 
@@ -189,7 +152,7 @@ class TestPurgeDrill:
             data_dir = tmp_path / "data"
             shutil.copytree(initialised, data_dir)
         day = today()
-        with recording(data_dir, log_store(backend, data_dir), at=noon(day - 10)) as d:
+        with attach_deployment(data_dir, log_store(backend, data_dir), at=noon(day - 10)) as d:
             old = d.chat()
             d.at(noon(day - 1))
             recent = d.chat()
@@ -248,7 +211,9 @@ class TestPurgeDrill:
         """Piped (no terminal, COLUMNS unset: Rich assumes 80), `sessions show` still prints a
         participant whose address is destroyed on one line with its pseudonym, so that `grep`
         or a saved transcript finds them together (it used to wrap at 80 columns)."""
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 10)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 10)
+        ) as d:
             chat = d.chat()
         assert run(data_dir, "purge").returncode == 0  # the addresses expired 2 days ago
         result = run(data_dir, "sessions", "show", chat.session_id, env={"COLUMNS": "80"})
@@ -260,7 +225,9 @@ class TestPurgeDrill:
     def test_a_second_purge_finds_nothing_more(self, data_dir: Path) -> None:
         """Purging again at the same time destroys nothing and does not rotate the key again."""
         day = today()
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 10)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 10)
+        ) as d:
             d.chat()
         drill = iso_day(day + 25)
         first = run(data_dir, "purge", "--as-of", drill)
@@ -296,7 +263,9 @@ class TestAsOf:
         """`yesterday`, a thirteenth month and an empty value are usage errors (exit 2) whose
         message names --as-of and the value; not a byte of the data directory changes, and the
         60-day-old chat, whose text any purge from now on would destroy, is still readable."""
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 60)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 60)
+        ) as d:
             chat = d.chat()
         files = snapshot(data_dir)
         attempts = [("purge", bad) for bad in ("yesterday", "2027-13-01", "")]
@@ -317,7 +286,9 @@ class TestAsOf:
         """A time that parses but is outside datetime's years once moved to UTC is refused like
         any other bad --as-of (exit 2), before anything is opened. (It used to run the purge,
         destroying everything at year 10000, then crash with a traceback printing the title.)"""
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 1)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 1)
+        ) as d:
             chat = d.chat()
         files = snapshot(data_dir)
         result = run(data_dir, "purge", "--as-of", moment)
@@ -338,7 +309,9 @@ class TestHoldReleaseFlag:
         every class, while an unheld chat of the same day is gone; the check agrees. Released,
         its own periods apply again: the same purge then destroys it."""
         day = today()
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 1)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 1)
+        ) as d:
             held = d.chat()
             other = d.chat()
         hold = run(data_dir, "sessions", "hold", held.session_id, "--reason", "case 1")
@@ -379,7 +352,9 @@ class TestHoldReleaseFlag:
         and leaves the metadata, which has not. The check then lists the hold bucket as
         waiting for a new key until a purge re-keys it."""
         day = today()
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 40)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 40)
+        ) as d:
             chat = d.chat()
             d.at(noon(day - 35))
             assert d.retention.hold(chat.session_id, reason="order 7") is not None
@@ -409,7 +384,9 @@ class TestHoldReleaseFlag:
         says so, and a purge 60 days ahead, past the 30 days of text, keeps its text and
         addresses while an unflagged chat of the same day loses them."""
         day = today()
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 1)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(day - 1)
+        ) as d:
             flagged = d.chat()
             other = d.chat()
         flag = run(data_dir, "sessions", "flag", flagged.session_id)
@@ -448,7 +425,9 @@ class TestHoldReleaseFlag:
     def test_a_hold_needs_a_reason_of_1_to_500_characters(self, data_dir: Path) -> None:
         """An empty, blank or 501-character --reason is a usage error (exit 2) and places no
         hold; 500 characters are enough."""
-        with recording(data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 1)) as d:
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 1)
+        ) as d:
             chat = d.chat()
         for reason in ("", "   ", "x" * 501):
             result = run(data_dir, "sessions", "hold", chat.session_id, "--reason", reason)

@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from logwarden.retention import Retention
 from logwarden.retention.policy import DAY_MS
 from tests.retention.conftest import (
     DAY0,
@@ -17,6 +16,7 @@ from tests.retention.conftest import (
     T0,
     Deployment,
     day_start,
+    retention_over,
 )
 
 TEXT_GONE = day_start(DAY0 + POLICY.session_days + 1)
@@ -316,15 +316,7 @@ class TestUndisclosedPreservation:
         """With receipts_disclose_preservation off, a reported and a held chat look the same
         to a receipt holder: kept, no reason, no date; erasure refused neutrally."""
         d = deployment
-        neutral = Retention(
-            store=d.store,
-            keystore=d.keystore,
-            policy=POLICY,
-            clock=d.clock,
-            report_window_ms=REPORT_WINDOW_MS,
-            kek_rotation_days=7,
-            disclose_preservation=False,
-        )
+        neutral = retention_over(d.store, d.keystore, d.clock, disclose=False)
         chat = d.chat(report=kind == "reported")
         if kind == "held":
             d.retention.hold(chat.session_id, reason="order 3")
@@ -342,15 +334,7 @@ class TestUndisclosedPreservation:
     def test_ordinary_chats_are_unaffected(self, deployment: Deployment) -> None:
         """An ordinary chat's receipt gives its dates as usual in the neutral mode."""
         d = deployment
-        neutral = Retention(
-            store=d.store,
-            keystore=d.keystore,
-            policy=POLICY,
-            clock=d.clock,
-            report_window_ms=REPORT_WINDOW_MS,
-            kek_rotation_days=7,
-            disclose_preservation=False,
-        )
+        neutral = retention_over(d.store, d.keystore, d.clock, disclose=False)
         chat = d.chat()
         receipt = neutral.receipt(chat.receipts[0])
         assert receipt is not None and not receipt.withheld

@@ -21,7 +21,8 @@ from logwarden.testing import ChatClient, LiveServer, reading_vault, serve_in_pr
 from logwarden.transcripts import Transcript, open_transcript
 from logwarden.vault import KeyStore
 from tests.conftest import TEST_SERVER_ENV
-from tests.retention.test_cli_retention import noon, recording
+from tests.retention.conftest import attach_deployment
+from tests.retention.test_cli_retention import noon
 from tests.test_cli import logwarden
 
 LIVE_ADDRESSES = ("192.0.2.211", "192.0.2.212")
@@ -109,7 +110,9 @@ class TestServerPurge:
         long_ago, weeks_ago = noon(day - 400), noon(day - 20)
         settings = load_settings(environ={}, overrides={"data_dir": data_dir})
         initialise(settings, clock=FakeClock(long_ago))  # a deployment that old
-        with recording(data_dir, SqlStore.sqlite(data_dir / "logwarden.db"), at=long_ago) as d:
+        with attach_deployment(
+            data_dir, SqlStore.sqlite(data_dir / "logwarden.db"), at=long_ago
+        ) as d:
             old = d.chat()
             d.at(weeks_ago)
             recent = d.chat()
@@ -169,7 +172,9 @@ class TestServerPurge:
         initialise(
             load_settings(environ={}, overrides={"data_dir": data_dir}), clock=FakeClock(long_ago)
         )
-        with recording(data_dir, SqlStore.sqlite(data_dir / "logwarden.db"), at=long_ago) as d:
+        with attach_deployment(
+            data_dir, SqlStore.sqlite(data_dir / "logwarden.db"), at=long_ago
+        ) as d:
             held = d.chat()
             d.at(long_ago + 3_600_000)
             assert d.retention.hold(held.session_id, reason="order 7") is not None

@@ -25,6 +25,11 @@ DAY = 20_417  # days since the epoch of T0
 SESSION_CLASS = "session"  # the retention classes' names, as the retention policy spells them
 RAW_IP_CLASS = "raw_ip"
 HOLD_CLASS = "hold"
+SESSION = "0123456789abcdef0123456789abcdef"
+OTHER = "fedcba9876543210fedcba9876543210"
+TODAY = f"{SESSION_CLASS}:{DAY}"  # bucket ids
+TOMORROW = f"{SESSION_CLASS}:{DAY + 1}"
+HOLD = f"{HOLD_CLASS}:0"
 # Every file a keys directory holds while a keystore is open; nothing else, no temporary files.
 KEYSTORE_FILES = {"kek.json", "keystore.db", "keystore.db-wal", "keystore.db-shm"}
 

@@ -24,11 +24,16 @@ from logwarden.vault import ADDRESS, TEXT, KeyStore, NewDataKey
 from logwarden.vault.keys import KeyEncryptionKey
 from tests.vault.conftest import (
     DAY,
+    HOLD,
     HOLD_CLASS,
     KEYSTORE_FILES,
+    OTHER,
     RAW_IP_CLASS,
+    SESSION,
     SESSION_CLASS,
     T0,
+    TODAY,
+    TOMORROW,
     OpenKeyStore,
     bucket_rows,
     data_key_rows,
@@ -41,12 +46,6 @@ from tests.vault.conftest import (
     stale_rows,
     unwrap_bucket,
 )
-
-SESSION = "0123456789abcdef0123456789abcdef"
-OTHER = "fedcba9876543210fedcba9876543210"
-TODAY = f"{SESSION_CLASS}:{DAY}"
-TOMORROW = f"{SESSION_CLASS}:{DAY + 1}"
-HOLD = f"{HOLD_CLASS}:0"
 
 
 def traces(key: bytes) -> list[bytes]:

@@ -24,11 +24,16 @@ from logwarden.vault import ADDRESS, TEXT, Bucket, DestroyResult, KeyStore, NewD
 from logwarden.vault.keys import KeyEncryptionKey
 from tests.vault.conftest import (
     DAY,
+    HOLD,
     HOLD_CLASS,
     KEYSTORE_FILES,
+    OTHER,
     RAW_IP_CLASS,
+    SESSION,
     SESSION_CLASS,
     T0,
+    TODAY,
+    TOMORROW,
     Disk,
     OpenKeyStore,
     bucket_rows,
@@ -43,11 +48,6 @@ from tests.vault.conftest import (
     unwrap_bucket,
 )
 
-SESSION = "0123456789abcdef0123456789abcdef"
-OTHER = "fedcba9876543210fedcba9876543210"
-TODAY = f"{SESSION_CLASS}:{DAY}"
-TOMORROW = f"{SESSION_CLASS}:{DAY + 1}"
-HOLD = f"{HOLD_CLASS}:0"
 RAW_TODAY = f"{RAW_IP_CLASS}:{DAY}"
 RAW_TOMORROW = f"{RAW_IP_CLASS}:{DAY + 1}"
 

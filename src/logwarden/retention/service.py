@@ -37,6 +37,9 @@ __all__ = ["Erasure", "Finding", "Kept", "PurgeSummary", "Receipt", "Retention"]
 
 log = logging.getLogger("logwarden.retention")
 
+# What each data key seals, as a receipt names it.
+_KEPT_UNDER = {TEXT: "messages and interests (encrypted)", ADDRESS: "IP addresses (encrypted)"}
+
 Progress = Callable[[str], None]
 
 # A report accepted at the last moment of the window is written a little later (the group
@@ -203,10 +206,7 @@ class Retention:
         session_id = state.session_id
         preserved = state.held_at is not None or state.reported_at is not None
         present = self._keystore.locate(session_id)
-        targets = {
-            TEXT: self._policy.text_bucket(state),
-            ADDRESS: self._policy.address_bucket(state),
-        }
+        targets = self._targets(state)
         destroy = {
             purpose: purpose in present
             and (self._expired(present[purpose], now) or self._expired(target, now))
@@ -233,6 +233,14 @@ class Retention:
         if not preserved:
             self._move_rows(session_id, rows)
 
+    def _targets(self, state: RetentionState) -> dict[str, tuple[str, int]]:
+        """The bucket each of the session's data keys should be wrapped under: purpose →
+        (class, day)."""
+        return {
+            TEXT: self._policy.text_bucket(state),
+            ADDRESS: self._policy.address_bucket(state),
+        }
+
     def _expired(self, bucket: tuple[str, int], now: int) -> bool:
         expires = self._policy.expires_at(*bucket)
         return expires is not None and expires <= now
@@ -253,12 +261,9 @@ class Retention:
         kept = [
             Kept("times, end reason and IP pseudonyms", self._policy.metadata_expires_at(state))
         ]
-        for purpose, what, (cls, day) in (
-            (TEXT, "messages and interests (encrypted)", self._policy.text_bucket(state)),
-            (ADDRESS, "IP addresses (encrypted)", self._policy.address_bucket(state)),
-        ):
+        for purpose, (cls, day) in self._targets(state).items():
             if purpose in present:
-                kept.append(Kept(what, self._policy.expires_at(cls, day)))
+                kept.append(Kept(_KEPT_UNDER[purpose], self._policy.expires_at(cls, day)))
         preserved = state.reported_at is not None or state.held_at is not None
         if preserved and not self._disclose:
             return Receipt(
@@ -464,10 +469,7 @@ class Retention:
         a key left in its ordinary day bucket would be destroyed too early."""
         present = self._keystore.locate(state.session_id)
         found = []
-        for purpose, (cls, day) in (
-            (TEXT, self._policy.text_bucket(state)),
-            (ADDRESS, self._policy.address_bucket(state)),
-        ):
+        for purpose, (cls, day) in self._targets(state).items():
             where = present.get(purpose)
             if where is None:
                 continue
