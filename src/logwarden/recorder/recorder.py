@@ -9,17 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
+from logwarden.audit.entries import digest, entry, metadata_commitment
 from logwarden.recorder.batcher import GroupCommitter
 from logwarden.retention.policy import RAW_IP, SESSION, day_of
 from logwarden.retention.service import Retention
 from logwarden.store import (
     PRESERVED,
     AddressRow,
+    AuditRecord,
     MessageRow,
     ParticipantRow,
     ReceiptRow,
@@ -72,6 +75,7 @@ class _SessionStart:
     pseudonyms: tuple[str, str]
     block_keys: tuple[str, str]
     receipts: tuple[str, str]  # digests of the receipt tokens handed to slot 0 and slot 1
+    audit_salt: bytes  # random: keys the audit log's commitments to the metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +180,10 @@ class Recorder:
         # (the next purge's reconcile finishes it).
         self._followups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retention")
         self._pending: set[Future[None]] = set()
-        # Live sessions, touched only on the writer thread: their day, and whether reported.
+        # Live sessions, touched only on the writer thread: their day, their last message's
+        # number, and whether reported.
         self._days: dict[str, int] = {}
+        self._last_seq: dict[str, int] = {}
         self._preserved: set[str] = set()
         self._committer: GroupCommitter[_Record] = GroupCommitter(
             self._write, window=window, max_batch=max_batch
@@ -214,6 +220,7 @@ class Recorder:
                 pseudonyms,
                 block_keys,
                 receipts,
+                secrets.token_bytes(16),
             )
         )
 
@@ -254,6 +261,7 @@ class Recorder:
         for end in batch.ends:
             self._vault.forget(end.session_id)
             self._days.pop(end.session_id, None)
+            self._last_seq.pop(end.session_id, None)
             self._preserved.discard(end.session_id)
 
     def _apply(self, session_id: str) -> None:
@@ -282,29 +290,27 @@ class Recorder:
         seal = self._vault.seal
         match record:
             case _Message(session_id, seq, slot, sent_at, text):
-                sealed = seal(
-                    text.encode(), session_id=session_id, label=message_label(seq, slot, sent_at)
-                )
+                raw = text.encode()
+                sealed = seal(raw, session_id=session_id, label=message_label(seq, slot, sent_at))
                 bucket = PRESERVED if session_id in self._preserved else self._days[session_id]
                 batch.messages.append(MessageRow(session_id, seq, bucket, slot, sent_at, sealed))
-            case _SessionStart(
-                session_id, started_at, interests, addresses, pseudonyms, blocks, receipts
-            ):
-                day = self._days[session_id]
-                interests_json = json.dumps(list(interests)).encode()
-                sealed = seal(interests_json, session_id=session_id, label=interests_label())
-                batch.sessions.append(SessionRow(session_id, started_at, day, sealed))
-                for slot, (address, pseudonym, block_key, receipt) in enumerate(
-                    zip(addresses, pseudonyms, blocks, receipts, strict=True)
-                ):
-                    ip_sealed = seal(address.encode(), session_id=session_id, label=ip_label(slot))
-                    batch.participants.append(
-                        ParticipantRow(session_id, slot, pseudonym, block_key)
-                    )
-                    batch.addresses.append(AddressRow(session_id, slot, day, ip_sealed))
-                    batch.receipts.append(ReceiptRow(receipt, session_id, slot, started_at))
+                commitment = self._vault.text_commitment(raw, session_id=session_id, seq=seq)
+                batch.audit.append(message_entry(batch.messages[-1], commitment))
+                self._last_seq[session_id] = max(seq, self._last_seq.get(session_id, 0))
+            case _SessionStart():
+                self._add_start(batch, record)
             case _SessionEnd(session_id, ended_at, reason, ended_by):
                 batch.ends.append(SessionEndRow(session_id, ended_at, reason, ended_by))
+                batch.audit.append(
+                    entry(
+                        "end",
+                        at=ended_at,
+                        session_id=session_id,
+                        reason=reason,
+                        by=ended_by,
+                        messages=self._last_seq.get(session_id, 0),
+                    )
+                )
             case _Report(session_id, reporter_slot, reason, comment, created_at):
                 if session_id in self._days:
                     self._preserved.add(session_id)
@@ -320,6 +326,70 @@ class Recorder:
                 batch.reports.append(
                     ReportRow(session_id, reporter_slot, reason, comment_sealed, created_at)
                 )
+                batch.audit.append(report_entry(batch.reports[-1]))
+
+    def _add_start(self, batch: WriteBatch, start: _SessionStart) -> None:
+        seal, session_id = self._vault.seal, start.session_id
+        day = self._days[session_id]
+        interests_json = json.dumps(list(start.interests)).encode()
+        sealed = seal(interests_json, session_id=session_id, label=interests_label())
+        row = SessionRow(session_id, start.started_at, day, sealed, start.audit_salt)
+        batch.sessions.append(row)
+        for slot, (address, pseudonym, block_key, receipt) in enumerate(
+            zip(start.addresses, start.pseudonyms, start.block_keys, start.receipts, strict=True)
+        ):
+            ip_sealed = seal(address.encode(), session_id=session_id, label=ip_label(slot))
+            batch.participants.append(ParticipantRow(session_id, slot, pseudonym, block_key))
+            batch.addresses.append(AddressRow(session_id, slot, day, ip_sealed))
+            batch.receipts.append(ReceiptRow(receipt, session_id, slot, start.started_at))
+        batch.audit.append(
+            session_entry(row, batch.participants[-2:], batch.addresses[-2:], batch.receipts[-2:])
+        )
+
+
+# The entries of what the recorder writes; ``audit verify`` recomputes them from the rows.
+def message_entry(row: MessageRow, text_commitment: bytes) -> AuditRecord:
+    return entry(
+        "message",
+        at=row.sent_at,
+        session_id=row.session_id,
+        seq=row.seq,
+        slot=row.slot,
+        sealed=digest(row.text_sealed),
+        text=text_commitment.hex(),
+    )
+
+
+def session_entry(
+    row: SessionRow,
+    participants: Sequence[ParticipantRow],
+    addresses: Sequence[AddressRow],
+    receipts: Sequence[ReceiptRow],
+) -> AuditRecord:
+    salt = row.audit_salt or b""
+    return entry(
+        "session",
+        at=row.started_at,
+        session_id=row.id,
+        day=row.day,
+        interests=digest(row.interests_sealed),
+        addresses=[digest(a.ip_sealed) for a in addresses],
+        people=metadata_commitment(
+            salt, [(p.slot, p.ip_pseudonym, p.block_key) for p in participants]
+        ),
+        receipts=metadata_commitment(salt, [(r.slot, r.token_digest) for r in receipts]),
+    )
+
+
+def report_entry(row: ReportRow) -> AuditRecord:
+    return entry(
+        "report",
+        at=row.created_at,
+        session_id=row.session_id,
+        slot=row.reporter_slot,
+        reason=row.reason,
+        comment=digest(row.comment_sealed),
+    )
 
 
 class UnsafeNoLogRecorder:

@@ -2,6 +2,9 @@
 
 from logwarden.store.base import (
     AddressRow,
+    AuditEntryRow,
+    AuditHead,
+    AuditRecord,
     DayTable,
     MessageRow,
     ParticipantRow,
@@ -21,6 +24,9 @@ from logwarden.store.sql import SqlStore
 __all__ = [
     "PRESERVED",
     "AddressRow",
+    "AuditEntryRow",
+    "AuditHead",
+    "AuditRecord",
     "DayTable",
     "MessageRow",
     "ParticipantRow",

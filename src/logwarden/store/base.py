@@ -18,6 +18,9 @@ DayTable = Literal["messages", "addresses"]
 
 __all__ = [
     "AddressRow",
+    "AuditEntryRow",
+    "AuditHead",
+    "AuditRecord",
     "DayTable",
     "MessageRow",
     "ParticipantRow",
@@ -38,6 +41,7 @@ class SessionRow(NamedTuple):
     started_at: int  # ms since the epoch, UTC
     day: int  # started_at's UTC day (ms // 86_400_000): the session's key buckets
     interests_sealed: bytes
+    audit_salt: bytes | None = None  # keys the audit log's commitments to its metadata
 
 
 class ParticipantRow(NamedTuple):
@@ -87,6 +91,37 @@ class ReceiptRow(NamedTuple):
     issued_at: int
 
 
+class AuditRecord(NamedTuple):
+    """An entry for the audit log, before it has its place (``audit/entries.py`` makes them).
+
+    ``body`` is the leaf's data, the bytes the Merkle tree hashes; the other fields repeat
+    what it says, for indexes and for people.
+    """
+
+    at: int
+    kind: str
+    session_id: str | None
+    body: bytes
+
+
+class AuditEntryRow(NamedTuple):
+    idx: int  # the leaf index: 0, 1, 2, ... with no gap
+    at: int
+    kind: str
+    session_id: str | None
+    body: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """How far the audit log goes: its size, its root, and its newest signed checkpoint."""
+
+    size: int
+    root: bytes
+    checkpoint: bytes | None
+
+
 class RetentionState(NamedTuple):
     """What decides how long a session is kept (docs/retention.md)."""
 
@@ -111,6 +146,9 @@ class WriteBatch:
     reports: list[ReportRow] = field(default_factory=list)
     receipts: list[ReceiptRow] = field(default_factory=list)
     ends: list[SessionEndRow] = field(default_factory=list)
+    # Appended to the audit log in the same transaction (the rows and their entries are
+    # durable together, or neither).
+    audit: list[AuditRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -121,6 +159,7 @@ class WriteBatch:
             + len(self.reports)
             + len(self.receipts)
             + len(self.ends)
+            + len(self.audit)
         )
 
 
@@ -232,6 +271,43 @@ class Store(Protocol):
     def reclaim(self) -> bool:
         """Make deleted rows leave the disk where the backend can (SQLite: empty the WAL);
         False if it could not finish now."""
+        ...
+
+    # The audit log (docs/audit.md). Appends are serialised by the database, across processes.
+    def append_audit(self, records: Sequence[AuditRecord]) -> int:
+        """Append entries in one transaction; returns the index of the first."""
+        ...
+
+    def audit_head(self) -> AuditHead: ...
+
+    def audit_entries(self, start: int, stop: int) -> list[AuditEntryRow]:
+        """The stored entries with ``start <= idx < stop``, in order (gaps are not filled)."""
+        ...
+
+    def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
+        """Every entry about one session, in order."""
+        ...
+
+    def audit_nodes(self) -> dict[tuple[int, int], bytes]:
+        """Every stored perfect node: ``(level, index)`` → hash."""
+        ...
+
+    def audit_proof(self, *, index: int, size: int) -> list[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of the first ``size`` entries."""
+        ...
+
+    def audit_consistency(self, *, old_size: int, new_size: int) -> list[bytes]: ...
+
+    def audit_root(self, size: int) -> bytes:
+        """The root of the tree of the first ``size`` entries, from the stored nodes."""
+        ...
+
+    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> None:
+        """Make ``note`` the newest signed checkpoint; ``keep`` also adds it to the history."""
+        ...
+
+    def audit_checkpoints(self) -> list[tuple[int, int, bytes]]:
+        """The history of signed checkpoints: (size, at, note), oldest first."""
         ...
 
     def close(self) -> None: ...

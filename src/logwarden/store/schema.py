@@ -48,6 +48,9 @@ sessions = Table(
     Column("held_at", BigInteger),  # legal hold, until released
     Column("hold_reason", String(500)),
     Column("erase_after", BigInteger),  # erasure asked for; done once the report window closes
+    # The key of the audit log's commitments to this session's pseudonyms and receipts
+    # (docs/audit.md): deleted with the row, after which those commitments reveal nothing.
+    Column("audit_salt", LargeBinary),
     Index("ix_sessions_started_at", "started_at"),
     Index("ix_sessions_day", "day"),
 )
@@ -110,4 +113,51 @@ receipts = Table(
     Column("slot", SmallInteger, nullable=False),
     Column("issued_at", BigInteger, nullable=False),
     Index("ix_receipts_session_id", "session_id"),
+)
+
+# -- The audit log (docs/audit.md) ------------------------------------------------------------
+# Append-only: rows are inserted, never updated or deleted (audit_head excepted, the one row
+# that says how far the log goes). ``audit verify`` recomputes everything from audit_entries;
+# the other tables make appends and proofs cheap, and are checked against it.
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),  # the leaf index
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("session_id", String(32)),  # not a foreign key: entries outlive their sessions
+    Column("body", LargeBinary, nullable=False),  # the leaf's data: canonical JSON
+    # SHA-256(0x00 || body): kept so that ``audit verify`` names an altered entry exactly
+    # (an attacker who rewrites it too is caught by the nodes above, then by the checkpoints).
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Index("ix_audit_entries_session_id", "session_id"),
+)
+
+audit_nodes = Table(
+    "audit_nodes",
+    metadata,
+    # Perfect nodes at every fourth level (4, 8, ...): a proof computes the others from at
+    # most 8 stored hashes, and the table holds one row per 15 leaves.
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),  # always 1
+    Column("size", BigInteger, nullable=False),
+    Column("frontier", LargeBinary, nullable=False),  # the compact range's hashes, concatenated
+    Column("checkpoint", LargeBinary),  # the newest signed checkpoint (a signed note)
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    # Signed checkpoints kept as history: at most one a minute (the newest is in audit_head).
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False),
+    Column("note", LargeBinary, nullable=False),
 )

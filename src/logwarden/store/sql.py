@@ -31,11 +31,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from logwarden.audit import merkle
 from logwarden.errors import StoreError
-from logwarden.store import migrations, schema
+from logwarden.store import _audit, migrations, schema
 from logwarden.store._partitions import DayBuckets, PartitionedDays, RowDays, delete_days
 from logwarden.store.base import (
     AddressRow,
+    AuditEntryRow,
+    AuditHead,
+    AuditRecord,
     DayTable,
     MessageRow,
     ParticipantRow,
@@ -94,6 +98,8 @@ class SqlStore:
                 (MessageRow, "messages"),
                 (ReportRow, "reports"),
                 (ReceiptRow, "receipts"),
+                (AuditEntryRow, "audit_entries"),
+                (_audit.AuditNodeRow, "audit_nodes"),
             )
         }
         self._row_marks = {
@@ -165,8 +171,8 @@ class SqlStore:
             batch.reports,
             batch.receipts,
         ):
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                self._insert(conn, rows[start : start + _ROWS_PER_STATEMENT])
+            if rows:
+                self._insert_chunked(conn, rows)
         for end in batch.ends:
             conn.execute(
                 update(_s)
@@ -179,6 +185,12 @@ class SqlStore:
             first_reports[report.session_id] = min(at, report.created_at)
         for session_id, at in first_reports.items():
             _mark_reported(conn, session_id, at=at)
+        if batch.audit:
+            _audit.append(conn, batch.audit, self._insert_chunked)
+
+    def _insert_chunked(self, conn: Connection, rows: Sequence[NamedTuple]) -> None:
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            self._insert(conn, rows[start : start + _ROWS_PER_STATEMENT])
 
     def _insert(self, conn: Connection, rows: Sequence[NamedTuple]) -> None:
         """One multi-row INSERT, its values as parameters, straight to the driver.
@@ -425,6 +437,62 @@ class SqlStore:
                     return True
                 time.sleep(0.02)
         return False
+
+    # -- the audit log ---------------------------------------------------------------------
+
+    def append_audit(self, records: Sequence[AuditRecord]) -> int:
+        if not records:
+            raise ValueError("nothing to append")
+        with _store_errors("append to the audit log"), self._engine.begin() as conn:
+            return _audit.append(conn, records, self._insert_chunked)
+
+    def audit_head(self) -> AuditHead:
+        with _store_errors("read the audit log's head"), self._engine.connect() as conn:
+            return _audit.head(conn)
+
+    def audit_entries(self, start: int, stop: int) -> list[AuditEntryRow]:
+        e = schema.audit_entries
+        query = select(*e.c).where(e.c.idx >= start, e.c.idx < stop).order_by(e.c.idx)
+        with _store_errors("read the audit log"), self._engine.connect() as conn:
+            return [AuditEntryRow(*row) for row in conn.execute(query)]
+
+    def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
+        e = schema.audit_entries
+        query = select(*e.c).where(e.c.session_id == session_id).order_by(e.c.idx)
+        with _store_errors("read the audit log"), self._engine.connect() as conn:
+            return [AuditEntryRow(*row) for row in conn.execute(query)]
+
+    def audit_nodes(self) -> dict[tuple[int, int], bytes]:
+        n = schema.audit_nodes
+        with _store_errors("read the audit log's nodes"), self._engine.connect() as conn:
+            return {(level, idx): h for level, idx, h in conn.execute(select(*n.c))}
+
+    def audit_proof(self, *, index: int, size: int) -> list[bytes]:
+        with _store_errors("make an inclusion proof"), self._engine.connect() as conn:
+            return merkle.inclusion_proof_from(_audit.node_reader(conn), index=index, size=size)
+
+    def audit_consistency(self, *, old_size: int, new_size: int) -> list[bytes]:
+        with _store_errors("make a consistency proof"), self._engine.connect() as conn:
+            return merkle.consistency_proof_from(
+                _audit.node_reader(conn), old_size=old_size, new_size=new_size
+            )
+
+    def audit_root(self, size: int) -> bytes:
+        with _store_errors("compute an audit root"), self._engine.connect() as conn:
+            return merkle.root_from(_audit.node_reader(conn), size)
+
+    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> None:
+        h, c = schema.audit_head, schema.audit_checkpoints
+        with _store_errors("save a checkpoint"), self._engine.begin() as conn:
+            conn.execute(update(h).where(h.c.id == 1).values(checkpoint=note))
+            if keep and conn.scalar(select(c.c.size).where(c.c.size == size)) is None:
+                conn.execute(c.insert().values(size=size, at=at, note=note))
+
+    def audit_checkpoints(self) -> list[tuple[int, int, bytes]]:
+        c = schema.audit_checkpoints
+        query = select(c.c.size, c.c.at, c.c.note).order_by(c.c.size)
+        with _store_errors("read the checkpoints"), self._engine.connect() as conn:
+            return [(size, at, note) for size, at, note in conn.execute(query)]
 
     def close(self) -> None:
         self._engine.dispose()

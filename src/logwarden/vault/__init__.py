@@ -1,6 +1,6 @@
 """The vault: nothing sensitive reaches disk in plaintext."""
 
-from logwarden.vault.envelope import Vault, canonical_ip
+from logwarden.vault.envelope import Vault, canonical_ip, text_commitment
 from logwarden.vault.keys import KeyMaterial, create_key_file, load_key_file
 from logwarden.vault.keystore import ADDRESS, TEXT, Bucket, DestroyResult, KeyStore, NewDataKey
 
@@ -16,4 +16,5 @@ __all__ = [
     "canonical_ip",
     "create_key_file",
     "load_key_file",
+    "text_commitment",
 ]

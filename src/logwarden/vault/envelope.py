@@ -24,12 +24,13 @@ from logwarden.vault._aead import NONCE_BYTES, keyed_digest, open_token, seal_at
 from logwarden.vault.keys import KeyMaterial
 from logwarden.vault.keystore import ADDRESS, TEXT, KeyStore, NewDataKey
 
-__all__ = ["Vault", "canonical_ip"]
+__all__ = ["Vault", "canonical_ip", "text_commitment"]
 
 _AAD_PREFIX = b"logwarden/v1\x00"
 _PSEUDONYM_INFO = b"logwarden ip pseudonym v1\x00"
 _NETWORK_INFO = b"logwarden ipv6 /64 pseudonym v1\x00"
 _NONCES_PER_DRAW = 256
+_AUDIT_SALT_INFO = b"logwarden audit salt v1\x00"
 
 
 def canonical_ip(address: str) -> bytes:
@@ -51,6 +52,7 @@ class Vault:
         self._material = material
         self._keystore = keystore
         self._live: dict[tuple[str, str], AESGCM] = {}  # (session id, purpose) of live sessions
+        self._salts: dict[str, bytes] = {}  # audit salts of live sessions
         self._nonces = b""  # random bytes drawn ahead, NONCE_BYTES per seal
         self._next_nonce = 0
         self._lock = threading.Lock()  # the recorder thread and the event loop both seal
@@ -108,12 +110,36 @@ class Vault:
         with self._lock:
             for new, key in zip(wanted, keys, strict=True):
                 self._live[new.session_id, new.purpose] = AESGCM(key)
+                if new.purpose == TEXT:
+                    self._salts[new.session_id] = _audit_salt(key)
 
     def forget(self, session_id: str) -> None:
         """Drop a session's keys from memory (it has ended); later uses go to the keystore."""
         with self._lock:
             self._live.pop((session_id, TEXT), None)
             self._live.pop((session_id, ADDRESS), None)
+            self._salts.pop(session_id, None)
+
+    def audit_salt(self, session_id: str) -> bytes:
+        """The session's audit salt: the key of the audit log's commitments to its text.
+
+        Derived from the session's text key, so it is destroyed with it: after that, the
+        commitments in the audit log cannot be tested against guesses (docs/audit.md). An
+        exported transcript carries it, so that anyone can check its text offline; it opens
+        nothing. Raises ``KeyDestroyedError`` once the text key is gone.
+        """
+        with self._lock:
+            salt = self._salts.get(session_id)
+        if salt is not None:
+            return salt
+        raw = self._keystore.data_key(session_id, TEXT)
+        if raw is None:
+            raise KeyDestroyedError(f"the text key of session {session_id} does not exist")
+        return _audit_salt(raw)
+
+    def text_commitment(self, text: bytes, *, session_id: str, seq: int) -> bytes:
+        """HMAC-SHA256 under the session's audit salt of a message's number and text."""
+        return text_commitment(self.audit_salt(session_id), text, seq=seq)
 
     def _session_key(self, session_id: str, label: str) -> AESGCM:
         purpose = ADDRESS if label.startswith("ip:") else TEXT
@@ -125,6 +151,17 @@ class Vault:
         if raw is None:
             raise KeyDestroyedError(f"the {purpose} key of session {session_id} does not exist")
         return AESGCM(raw)
+
+
+def _audit_salt(text_key: bytes) -> bytes:
+    # A one-way derivation (HMAC as a PRF): the salt reveals nothing of the key it came from.
+    return keyed_digest(text_key, _AUDIT_SALT_INFO)
+
+
+def text_commitment(salt: bytes, text: bytes, *, seq: int) -> bytes:
+    """The audit log's commitment to message ``seq``'s text: HMAC-SHA256(salt, seq || LF ||
+    text). The number makes two equal messages' commitments differ."""
+    return keyed_digest(salt, b"%d\n" % seq + text)
 
 
 def _aad(session_id: str, label: str) -> bytes:
