@@ -50,6 +50,8 @@ from typing import Any
 
 import psycopg
 
+from logwarden.audit.checkpoint import SigningKey
+from logwarden.audit.log import AuditLog
 from logwarden.clock import FakeClock
 from logwarden.recorder import Recorder
 from logwarden.retention import Retention, RetentionPolicy
@@ -178,11 +180,13 @@ async def record_all(recorder: Recorder, o: Options) -> None:
 
 def retention_at(now_ms: int, *, store: SqlStore, keystore: KeyStore) -> Retention:
     """The retention service with the default periods, its clock standing at ``now_ms``."""
+    clock = FakeClock(now_ms)
     return Retention(
         store=store,
         keystore=keystore,
+        audit=AuditLog(store, signer=SigningKey.generate("bench.example/logwarden"), clock=clock),
         policy=POLICY,
-        clock=FakeClock(now_ms),
+        clock=clock,
         report_window_ms=300_000,
         kek_rotation_days=7,
     )

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from logwarden.config import Settings, load_settings
-from logwarden.errors import LogwardenError
+from logwarden.errors import AuditVerificationError, LogwardenError
 from logwarden.store import SqlStore
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ sessions_app = typer.Typer(
 app.add_typer(sessions_app, name="sessions")
 retention_app = typer.Typer(no_args_is_help=True, help="Check retention (docs/retention.md).")
 app.add_typer(retention_app, name="retention")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log (docs/audit.md).")
+app.add_typer(audit_app, name="audit")
 
 out = Console(soft_wrap=True)  # a transcript line stays one line, also in a pipe
 err = Console(stderr=True, soft_wrap=True)  # no wrapping inside paths and commands
@@ -49,6 +51,23 @@ AsOfOption = Annotated[
         help="Act as if it were this time (ISO 8601, UTC unless it says otherwise), for drills "
         "on a copy of a data directory.",
         show_default=False,
+    ),
+]
+OperatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--operator",
+        envvar="LOGWARDEN_OPERATOR",
+        help="Who is acting, for the audit log [default: your user name].",
+        show_default=False,
+    ),
+]
+ReasonOption = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        help="Why (a case or ticket reference); kept in the audit log forever, so no personal "
+        "data.",
     ),
 ]
 ConfigOption = Annotated[
@@ -185,22 +204,41 @@ def sessions_list(
 @sessions_app.command("show")
 def sessions_show(
     session_id: Annotated[str, typer.Argument(help="Session id, from `sessions list`.")],
+    reason: ReasonOption,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
+    operator: OperatorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="The transcript as JSON.")] = False,
 ) -> None:
-    """The decrypted transcript of one session."""
-    from logwarden.datadir import open_keystore, open_vault
+    """The decrypted transcript of one session. The read is recorded in the audit log (who,
+    which session, why) before anything is decrypted."""
+    from logwarden.audit.entries import entry
+    from logwarden.clock import SystemClock
+    from logwarden.datadir import open_audit, open_keystore, open_vault
     from logwarden.transcripts import open_transcript
 
+    reason, who = _reason(reason), _operator(operator)
     try:
         settings = _settings(config, data_dir=data_dir)
         store = _open_store(settings)
-        record = store.session(session_id)
-        store.close()
-        if record is None:
-            err.print(f"[bold red]error:[/] no session {session_id!r}", highlight=False)
-            raise typer.Exit(code=1)
+        try:
+            record = store.session(session_id)
+            if record is None:
+                err.print(f"[bold red]error:[/] no session {session_id!r}", highlight=False)
+                raise typer.Exit(code=1)
+            audit = open_audit(settings, store=store, clock=SystemClock())
+            read = entry(
+                "read",
+                at=audit.now_ms(),
+                session_id=session_id,
+                by=who,
+                what="transcript",
+                reason=reason,
+            )
+            audit.append([read])
+            audit.checkpoint()
+        finally:
+            store.close()
         keystore = open_keystore(settings)
         try:
             transcript = open_transcript(record, open_vault(settings, keystore))
@@ -258,17 +296,15 @@ def sessions_show(
 @sessions_app.command("hold")
 def sessions_hold(
     session_id: Annotated[str, typer.Argument(help="Session id.")],
-    reason: Annotated[str, typer.Option(help="Why (a case or order reference).")],
+    reason: ReasonOption,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
+    operator: OperatorOption = None,
 ) -> None:
     """Place a legal hold: everything of the session is kept until released."""
-    reason = reason.strip()
-    if not reason or len(reason) > 500:
-        err.print("[bold red]error:[/] --reason must be 1 to 500 characters", highlight=False)
-        raise typer.Exit(code=2)
+    reason, who = _reason(reason), _operator(operator)
     with _retention(config, data_dir, None) as retention:
-        state = retention.hold(session_id, reason=reason)
+        state = retention.hold(session_id, reason=reason, by=who)
     _require_session(state, session_id)
     out.print(f"held {session_id}", highlight=False)
 
@@ -278,11 +314,12 @@ def sessions_release(
     session_id: Annotated[str, typer.Argument(help="Session id.")],
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
+    operator: OperatorOption = None,
 ) -> None:
     """Release a legal hold: the session's own retention applies again (what has expired
     meanwhile is destroyed now)."""
     with _retention(config, data_dir, None) as retention:
-        state = retention.release(session_id)
+        state = retention.release(session_id, by=_operator(operator))
     _require_session(state, session_id)
     out.print(f"released {session_id}", highlight=False)
 
@@ -292,10 +329,15 @@ def sessions_flag(
     session_id: Annotated[str, typer.Argument(help="Session id.")],
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
+    operator: OperatorOption = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why; kept in the audit log.", show_default=False)
+    ] = None,
 ) -> None:
     """Move a session to the reported class, as a report or a safety flag does."""
+    why = None if reason is None else _reason(reason)
     with _retention(config, data_dir, None) as retention:
-        state = retention.flag(session_id)
+        state = retention.flag(session_id, by=_operator(operator), reason=why)
     _require_session(state, session_id)
     out.print(f"flagged {session_id}: kept in the reported class", highlight=False)
 
@@ -349,11 +391,342 @@ def retention_check(
     raise typer.Exit(code=1)
 
 
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="The log's verifier key (as in audit.pub), or a file holding it [default: the data "
+        "directory's].",
+        show_default=False,
+    ),
+]
+
+
+@audit_app.command("verify")
+def audit_verify(
+    data_dir: DataDirOption = None, config: ConfigOption = None, key: KeyOption = None
+) -> None:
+    """Recompute the audit log from the store, check every signed checkpoint and the rows it
+    covers; name the first entry that does not match. Exits 1 if anything does not."""
+    from logwarden.audit.verify import verify_log
+
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        verifier = _verifier_key(settings, key)
+        store = _open_store(settings)
+        try:
+            result = verify_log(store, verifier=verifier, origin=verifier.name)
+        finally:
+            store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
+    if result.ok:
+        out.print(
+            f"audit log verified: {result.size} entries, {result.checkpoints} signed checkpoints "
+            "match, every row matches its entry",
+            highlight=False,
+        )
+        return
+    first = result.first()
+    assert first is not None
+    err.print(f"[bold red]audit log does NOT verify[/] ({len(result.problems)} problems)")
+    where = "" if first.entry is None else f" at entry {first.entry}"
+    err.print(f"first{where}: {first.what}", markup=False, highlight=False)
+    for problem in result.problems:
+        if problem is not first:
+            out.print(f"- {problem.what}", markup=False, highlight=False)
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="How many entries.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One entry per line, as stored.")] = False,
+) -> None:
+    """The newest entries of the audit log, oldest first."""
+    try:
+        store = _open_store(_settings(config, data_dir=data_dir))
+        try:
+            size = store.audit_head().size
+            rows = store.audit_entries(max(0, size - count), size)
+        finally:
+            store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        for row in rows:
+            print(json.dumps({"index": row.idx, "entry": json.loads(row.body)}))
+        return
+    table = Table("entry", "time (UTC)", "kind", "session", "details")
+    for row in rows:
+        fields = json.loads(row.body)
+        details = ", ".join(
+            f"{k}={v}" for k, v in sorted(fields.items()) if k not in {"kind", "at", "session"}
+        )
+        table.add_row(
+            str(row.idx),
+            _utc(row.at, seconds=True),
+            row.kind,
+            row.session_id or "",
+            _inert(details),
+        )
+    Console(width=max(out.width, 140)).print(table)
+
+
+@audit_app.command("show")
+def audit_show(
+    index: Annotated[int, typer.Argument(min=0, help="Entry number, from `audit tail`.")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """One entry: its body (the leaf's data), leaf hash, and its inclusion proof in the newest
+    checkpoint."""
+    from logwarden.audit import checkpoint as notes
+    from logwarden.audit import merkle
+
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        verifier = _verifier_key(settings, None)
+        store = _open_store(settings)
+        try:
+            rows = store.audit_entries(index, index + 1)
+            head = store.audit_head()
+            signed = (
+                None
+                if head.checkpoint is None
+                else notes.verify(head.checkpoint, verifier_key=verifier, origin=verifier.name)
+            )
+            proof = (
+                store.audit_proof(index=index, size=signed.size)
+                if signed is not None and index < signed.size
+                else None
+            )
+        finally:
+            store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    if not rows:
+        err.print(f"[bold red]error:[/] no entry {index} (the log has {head.size})")
+        raise typer.Exit(code=1)
+    row = rows[0]
+    out.print(f"entry {row.idx}, {_utc(row.at)}", highlight=False)
+    out.print(_inert(row.body.decode("ascii", "replace")), markup=False, highlight=False)
+    out.print(f"leaf hash {merkle.leaf_hash(row.body).hex()}", highlight=False)
+    if signed is None or proof is None:
+        out.print("not yet covered by a signed checkpoint", highlight=False)
+        return
+    out.print(
+        f"included in checkpoint of size {signed.size}, root {signed.root_hash.hex()}; proof:",
+        highlight=False,
+    )
+    for h in proof:
+        out.print(f"  {h.hex()}", highlight=False)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Also write it to this file.")
+    ] = None,
+) -> None:
+    """Sign a checkpoint of the log now (if it grew) and print the newest one."""
+    from logwarden.clock import SystemClock
+    from logwarden.datadir import open_audit
+
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        store = _open_store(settings)
+        try:
+            open_audit(settings, store=store, clock=SystemClock()).checkpoint()
+            note = store.audit_head().checkpoint
+        finally:
+            store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    if note is None:
+        err.print("the audit log is empty: nothing to sign yet")
+        raise typer.Exit(code=1)
+    if output is not None:
+        output.write_bytes(note)
+    print(note.decode(), end="")
+
+
+@audit_app.command("key")
+def audit_key(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """The log's verifier key, for witnesses and for `verify-transcript --key`."""
+    try:
+        print(_verifier_key(_settings(config, data_dir=data_dir), None))
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+
+
+@audit_app.command("check-consistency")
+def audit_check_consistency(
+    old: Annotated[Path, typer.Argument(help="An older signed checkpoint (a file).")],
+    new: Annotated[Path, typer.Argument(help="A newer signed checkpoint (a file).")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Prove that NEW extends OLD: both signed by the log, and the log's consistency proof
+    between them verifies. Exits 1 if not."""
+    from logwarden.audit import checkpoint as notes
+    from logwarden.audit.proofs import verify_consistency
+
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        verifier = _verifier_key(settings, key)
+        checkpoints = []
+        for path in (old, new):
+            try:
+                note = path.read_bytes()
+            except OSError as exc:
+                raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+            checkpoints.append(notes.verify(note, verifier_key=verifier, origin=verifier.name))
+        a, b = checkpoints
+        if a.size > b.size:
+            raise _fail(
+                AuditVerificationError(f"OLD has {a.size} entries, more than NEW's {b.size}")
+            )
+        store = _open_store(settings)
+        try:
+            if b.size > store.audit_head().size:
+                raise AuditVerificationError(
+                    f"NEW covers {b.size} entries but the log holds {store.audit_head().size}: "
+                    "the log was truncated, or NEW is not from this log"
+                )
+            proof = store.audit_consistency(old_size=a.size, new_size=b.size)
+        finally:
+            store.close()
+        verify_consistency(
+            old_size=a.size,
+            new_size=b.size,
+            old_root=a.root_hash,
+            new_root=b.root_hash,
+            proof=proof,
+        )
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    out.print(
+        f"consistent: the log of {b.size} entries extends the log of {a.size} "
+        f"({len(proof)}-hash proof)",
+        highlight=False,
+    )
+
+
+@app.command("export-transcript")
+def export_transcript(
+    session_id: Annotated[str, typer.Argument(help="Session id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the package.")],
+    reason: ReasonOption,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    operator: OperatorOption = None,
+) -> None:
+    """Write a verifiable transcript package (a zip: the transcript as JSON and HTML, inclusion
+    proofs, the signed checkpoint, the log's key). The export is recorded in the audit log."""
+    from logwarden.audit.package import build_package
+    from logwarden.clock import SystemClock
+    from logwarden.datadir import open_audit, open_keystore, open_vault
+
+    reason, who = _reason(reason), _operator(operator)
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        store = _open_store(settings)
+        keystore = open_keystore(settings)
+        try:
+            package = build_package(
+                store=store,
+                vault=open_vault(settings, keystore),
+                audit=open_audit(settings, store=store, clock=SystemClock()),
+                session_id=session_id,
+                by=who,
+                reason=reason,
+            )
+        finally:
+            keystore.close()
+            store.close()
+        data = package.to_zip()
+        try:
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise typer.BadParameter(f"{output} exists; not replacing it") from None
+        with os.fdopen(fd, "wb") as out_file:
+            out_file.write(data)
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    out.print(
+        f"wrote {output}: {len(package.messages)} messages, proven against the signed "
+        f"checkpoint of {package.checkpoint_size} entries",
+        highlight=False,
+    )
+
+
+@app.command("verify-transcript")
+def verify_transcript(
+    package: Annotated[Path, typer.Argument(help="A package from `export-transcript`.")],
+    key: KeyOption = None,
+) -> None:
+    """Check a transcript package offline: any edited, reordered, added or dropped message
+    fails, with the reason. Exits 1 if it does not verify."""
+    from logwarden.audit.package import verify_package
+
+    try:
+        data = package.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {package}: {exc.strerror}") from None
+    try:
+        result = verify_package(data, verifier_key=None if key is None else _key_text(key))
+    except AuditVerificationError as exc:
+        err.print(f"[bold red]transcript does NOT verify:[/] {_inert(str(exc))}", highlight=False)
+        raise typer.Exit(code=1) from None
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
+    out.print(
+        f"transcript verified: session {result.session_id}, {result.messages} messages"
+        f"{'' if result.complete else ' (not known to be complete)'}, included in the "
+        f"checkpoint of {result.checkpoint.size} entries signed by {result.checkpoint.origin}",
+        highlight=False,
+    )
+
+
+def _key_text(key: str) -> str:
+    path = Path(key)
+    if "+" not in key and path.is_file():
+        return path.read_text(encoding="ascii", errors="replace").strip()
+    return key.strip()
+
+
+def _verifier_key(settings: Settings, key: str | None) -> Any:
+    from logwarden.audit import checkpoint as notes
+    from logwarden.datadir import AUDIT_PUBLIC_FILE
+
+    text = _key_text(key) if key is not None else None
+    if text is None:
+        public = settings.data_dir / AUDIT_PUBLIC_FILE
+        try:
+            text = public.read_text(encoding="ascii").strip()
+        except OSError:
+            raise AuditVerificationError(
+                f"no verifier key at {public} (run `logwarden init`, or pass --key)"
+            ) from None
+    try:
+        return notes.VerifierKey.parse(text)
+    except ValueError as exc:
+        raise AuditVerificationError(f"the verifier key is malformed: {exc}") from None
+
+
 @contextmanager
 def _retention(config: Path | None, data_dir: Path | None, as_of: str | None) -> Iterator[Any]:
     """The data directory's retention service, at ``as_of`` or now; errors end the command."""
     from logwarden.clock import FakeClock, SystemClock
-    from logwarden.datadir import open_keystore, open_retention
+    from logwarden.datadir import open_audit, open_keystore, open_retention
 
     try:
         settings = _settings(config, data_dir=data_dir)
@@ -361,7 +734,9 @@ def _retention(config: Path | None, data_dir: Path | None, as_of: str | None) ->
         store = _open_store(settings)
         keystore = open_keystore(settings)
         try:
-            yield open_retention(settings, store=store, keystore=keystore, clock=clock)
+            audit = open_audit(settings, store=store, clock=clock)
+            yield open_retention(settings, store=store, keystore=keystore, audit=audit, clock=clock)
+            audit.checkpoint()  # what this command recorded is covered before it returns
         finally:
             keystore.close()
             store.close()
@@ -384,6 +759,28 @@ def _parse_time(text: str) -> int:
     except OverflowError:
         raise typer.BadParameter(f"{text!r} is out of range", param_hint="--as-of") from None
     return round(moment.timestamp() * 1000)
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason or len(reason) > 500 or not reason.isprintable():
+        err.print(
+            "[bold red]error:[/] --reason must be 1 to 500 printable characters", highlight=False
+        )
+        raise typer.Exit(code=2)
+    return reason
+
+
+def _operator(operator: str | None) -> str:
+    import getpass
+
+    who = (operator or getpass.getuser()).strip()
+    if not who or len(who) > 100 or not who.isprintable():
+        err.print(
+            "[bold red]error:[/] --operator must be 1 to 100 printable characters", highlight=False
+        )
+        raise typer.Exit(code=2)
+    return who
 
 
 def _require_session(state: object, session_id: str) -> None:

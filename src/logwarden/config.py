@@ -26,7 +26,14 @@ from pydantic import (
 
 from logwarden.errors import ConfigError
 
-__all__ = ["ChatSettings", "RecorderSettings", "RetentionSettings", "Settings", "load_settings"]
+__all__ = [
+    "AuditSettings",
+    "ChatSettings",
+    "RecorderSettings",
+    "RetentionSettings",
+    "Settings",
+    "load_settings",
+]
 
 ENV_PREFIX = "LOGWARDEN_"
 # Variables with the prefix that are not settings: where the file is, and the test suite's switch.
@@ -89,6 +96,16 @@ class RetentionSettings(_Section):
     receipts_disclose_preservation: bool = True
 
 
+class AuditSettings(_Section):
+    # A signed checkpoint at most this often while the log grows (Tessera checkpoints every
+    # 10 s; we aim for a record to be covered within a second).
+    checkpoint_interval_ms: int = Field(500, ge=10, le=60_000)  # ms
+    checkpoint_file: Path | None = None  # each new checkpoint replaces this file's content
+    checkpoint_url: str | None = None  # each new checkpoint is POSTed here, for a witness
+    # The log's name in its checkpoints, chosen at `init` (default: <hostname>/logwarden).
+    origin: str | None = None
+
+
 class Settings(_Section):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
@@ -104,6 +121,7 @@ class Settings(_Section):
     chat: ChatSettings = ChatSettings()
     recorder: RecorderSettings = RecorderSettings()
     retention: RetentionSettings = RetentionSettings()
+    audit: AuditSettings = AuditSettings()
     # Measurement only (bench/relay.py): relays without logging. Never set in production.
     unsafe_bench_no_log: bool = False
 

@@ -1,16 +1,22 @@
 """The data directory: the SQLite log and the keys, readable by the owner only.
 
-``keys/`` holds the pseudonym key (``vault.json``), the key-encryption keys (``kek.json``) and
-the keystore (``keystore.db``); the log is ``logwarden.db`` here or a PostgreSQL database.
+``keys/`` holds the pseudonym key (``vault.json``), the key-encryption keys (``kek.json``), the
+keystore (``keystore.db``) and the audit log's signing key (``audit.key``); ``audit.pub`` is its
+public half, for whoever checks the log's checkpoints. The log is ``logwarden.db`` here or a
+PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
+import socket
 import stat
 from pathlib import Path
 
+from logwarden.audit.checkpoint import SigningKey, load_signing_key, write_signing_key
+from logwarden.audit.log import AuditLog, Publisher, file_publisher, url_publisher
 from logwarden.clock import Clock, SystemClock
 from logwarden.config import Settings
 from logwarden.errors import DataDirError
@@ -20,14 +26,21 @@ from logwarden.vault import KeyStore, Vault, create_key_file, load_key_file
 from logwarden.vault.keys import KEK_FILE_NAME, KEY_FILE_NAME
 
 __all__ = [
+    "AUDIT_KEY_FILE",
+    "AUDIT_PUBLIC_FILE",
     "initialise",
     "is_initialised",
     "lock_for_serving",
+    "open_audit",
     "open_keystore",
     "open_retention",
     "open_store",
     "open_vault",
 ]
+
+
+AUDIT_KEY_FILE = "audit.key"  # in keys/
+AUDIT_PUBLIC_FILE = "audit.pub"  # in the data directory: the verifier key, for anyone
 
 
 def is_initialised(settings: Settings) -> bool:
@@ -62,10 +75,24 @@ def initialise(settings: Settings, *, clock: Clock | None = None) -> bool:
     if not (settings.keys_dir / KEK_FILE_NAME).exists():
         KeyStore.create(settings.keys_dir, now_ms=(clock or SystemClock()).now_ms())
         created = True
+    if not (settings.keys_dir / AUDIT_KEY_FILE).exists():
+        key = SigningKey.generate(settings.audit.origin or _default_origin())
+        write_signing_key(settings.keys_dir / AUDIT_KEY_FILE, key)
+        created = True
+    public = settings.data_dir / AUDIT_PUBLIC_FILE
+    if not public.exists():
+        key = load_signing_key(settings.keys_dir / AUDIT_KEY_FILE)
+        public.write_text(key.verifier_key() + "\n", encoding="ascii")
     if settings.database_url is None and not settings.sqlite_path.exists():
         created = True
     open_store(settings).close()
     return created
+
+
+def _default_origin() -> str:
+    # A checkpoint's origin is a key name: no spaces or '+'. Keep what a host name may hold.
+    host = re.sub(r"[^A-Za-z0-9.-]", "", socket.gethostname()) or "localhost"
+    return f"{host}/logwarden"
 
 
 def _log_has_sessions(settings: Settings) -> bool:
@@ -111,15 +138,28 @@ def open_keystore(settings: Settings) -> KeyStore:
     return KeyStore(settings.keys_dir)
 
 
+def open_audit(settings: Settings, *, store: Store, clock: Clock) -> AuditLog:
+    """The audit log in ``store``, signing with the data directory's key, publishing where
+    ``[audit]`` says."""
+    publishers: list[Publisher] = []
+    if settings.audit.checkpoint_file is not None:
+        publishers.append(file_publisher(settings.audit.checkpoint_file))
+    if settings.audit.checkpoint_url is not None:
+        publishers.append(url_publisher(settings.audit.checkpoint_url))
+    signer = load_signing_key(settings.keys_dir / AUDIT_KEY_FILE)
+    return AuditLog(store, signer=signer, clock=clock, publishers=publishers)
+
+
 def open_vault(settings: Settings, keystore: KeyStore) -> Vault:
     return Vault(load_key_file(settings.keys_dir), keystore)
 
 
 def open_retention(
-    settings: Settings, *, store: Store, keystore: KeyStore, clock: Clock
+    settings: Settings, *, store: Store, keystore: KeyStore, audit: AuditLog, clock: Clock
 ) -> Retention:
     return Retention(
         store=store,
+        audit=audit,
         keystore=keystore,
         policy=RetentionPolicy.from_settings(settings.retention),
         clock=clock,

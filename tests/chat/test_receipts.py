@@ -159,7 +159,16 @@ def logwarden(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def show_session(server: LiveServer, session_id: str) -> subprocess.CompletedProcess[str]:
-    return logwarden("sessions", "show", session_id, "--json", "--data-dir", str(server.data_dir))
+    return logwarden(
+        "sessions",
+        "show",
+        session_id,
+        "--reason",
+        "test",
+        "--json",
+        "--data-dir",
+        str(server.data_dir),
+    )
 
 
 class TestReceiptInMatched:

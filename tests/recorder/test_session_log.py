@@ -228,7 +228,9 @@ class TestCommandLine:
         server, _, _ = chatted
         listed = self.run("sessions", "list", "--json", "--data-dir", str(server.data_dir))
         session_id = json.loads(listed.stdout.splitlines()[0])["id"]
-        shown = self.run("sessions", "show", session_id, "--data-dir", str(server.data_dir))
+        shown = self.run(
+            "sessions", "show", session_id, "--reason", "test", "--data-dir", str(server.data_dir)
+        )
         assert shown.returncode == 0, shown.stderr
         for _, text in SCRIPT[:5]:
             assert text.splitlines()[0] in shown.stdout
@@ -237,14 +239,23 @@ class TestCommandLine:
         assert "\\x1b[2J\\x1b]0;owned\\x07 and \\u202eright-to-left" in shown.stdout
         assert ALICE_IP in shown.stdout and REPORT_COMMENT in shown.stdout
         as_json = self.run(
-            "sessions", "show", session_id, "--json", "--data-dir", str(server.data_dir)
+            "sessions",
+            "show",
+            session_id,
+            "--reason",
+            "test",
+            "--json",
+            "--data-dir",
+            str(server.data_dir),
         )
         assert [m["text"] for m in json.loads(as_json.stdout)["messages"]] == [t for _, t in SCRIPT]
 
     def test_unknown_session_is_a_clear_error(self, chatted: tuple) -> None:
         """Asking for a session that does not exist exits non-zero and says so."""
         server, _, _ = chatted
-        result = self.run("sessions", "show", "nope", "--data-dir", str(server.data_dir))
+        result = self.run(
+            "sessions", "show", "nope", "--reason", "test", "--data-dir", str(server.data_dir)
+        )
         assert result.returncode == 1
         assert "no session 'nope'" in result.stderr
 

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
+from logwarden.audit.checkpoint import SigningKey
+from logwarden.audit.log import AuditLog
 from logwarden.clock import FakeClock
 from logwarden.recorder import Recorder
 from logwarden.retention import Retention, RetentionPolicy
@@ -156,6 +158,10 @@ class Deployment:
         self.clock.advance(seconds=(ms - self.clock.now_ms()) / 1000)
 
 
+# The audit log's signing key in these tests: fixed, so a failure can be replayed.
+AUDIT_SIGNER = SigningKey.from_seed("test.example/logwarden", seed=bytes(range(32)))
+
+
 def day_start(day: int) -> int:
     return day * DAY_MS
 
@@ -167,6 +173,7 @@ def retention_over(
     return Retention(
         store=store,
         keystore=keystore,
+        audit=AuditLog(store, signer=AUDIT_SIGNER, clock=clock),
         policy=POLICY,
         clock=clock,
         report_window_ms=REPORT_WINDOW_MS,

@@ -96,7 +96,7 @@ def run(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Comple
 
 
 def show(data_dir: Path, chat: Chat, env: dict[str, str] | None = None) -> CompletedProcess[str]:
-    return run(data_dir, "sessions", "show", chat.session_id, env=env)
+    return run(data_dir, "sessions", "show", chat.session_id, "--reason", "test", env=env)
 
 
 def flat(text: str) -> str:
@@ -216,7 +216,9 @@ class TestPurgeDrill:
         ) as d:
             chat = d.chat()
         assert run(data_dir, "purge").returncode == 0  # the addresses expired 2 days ago
-        result = run(data_dir, "sessions", "show", chat.session_id, env={"COLUMNS": "80"})
+        result = run(
+            data_dir, "sessions", "show", chat.session_id, "--reason", "test", env={"COLUMNS": "80"}
+        )
         assert result.returncode == 0, result.stderr
         assert f"{DESTROYED} (pseudonym {chat.pseudonyms[0]})" in flat(result.stdout)
         lines = result.stdout.splitlines()
@@ -411,7 +413,7 @@ class TestHoldReleaseFlag:
             ("sessions", "hold", "--reason", "case 1"),
             ("sessions", "release"),
             ("sessions", "flag"),
-            ("sessions", "show"),
+            ("sessions", "show", "--reason", "test"),
         ],
     )
     def test_unknown_session_is_an_error(self, data_dir: Path, command: tuple[str, ...]) -> None:

@@ -14,15 +14,18 @@ from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from logwarden.audit.entries import entry
+from logwarden.audit.log import AuditLog
 from logwarden.chat.addresses import OriginPolicy, TrustedProxies
 from logwarden.chat.receipts import receipt_routes
 from logwarden.chat.server import ChatServer
 from logwarden.clock import Clock, SystemClock
 from logwarden.config import Settings
-from logwarden.datadir import open_keystore, open_retention, open_store, open_vault
+from logwarden.datadir import open_audit, open_keystore, open_retention, open_store, open_vault
 from logwarden.errors import LogwardenError
 from logwarden.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
 from logwarden.retention import Retention
+from logwarden.store import SessionEndRow, Store, WriteBatch
 
 __all__ = ["create_app"]
 
@@ -45,7 +48,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     keystore = open_keystore(settings)
     vault = open_vault(settings, keystore)
     store = open_store(settings)
-    retention = open_retention(settings, store=store, keystore=keystore, clock=clock)
+    audit = open_audit(settings, store=store, clock=clock)
+    retention = open_retention(settings, store=store, keystore=keystore, audit=audit, clock=clock)
     session_log: SessionLog = (
         UnsafeNoLogRecorder()
         if settings.unsafe_bench_no_log
@@ -73,7 +77,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sessions of a server that died were never ended; no chat is live before we start.
         # Ending them lets their receipts erase them and their report windows close.
-        interrupted = store.end_unfinished(at=clock.now_ms(), reason="interrupted")
+        interrupted = _end_interrupted(store, at=clock.now_ms())
         if interrupted:
             log.warning(
                 "%d sessions of an earlier run had no end: ended as interrupted", interrupted
@@ -83,14 +87,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         purging = asyncio.create_task(
             _purge_on_schedule(retention, settings.retention.purge_interval_minutes * 60)
         )
+        signing = asyncio.create_task(
+            _checkpoint_on_schedule(audit, settings.audit.checkpoint_interval_ms / 1000)
+        )
         try:
             yield
         finally:
             purging.cancel()
+            signing.cancel()
             await chat.shutdown()
             session_log.close()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purging
+            for task in (purging, signing):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await asyncio.to_thread(_final_checkpoint, audit)
             store.close()
             keystore.close()
 
@@ -155,6 +165,39 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     static = resources.files("logwarden.chat") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
+
+
+def _end_interrupted(store: Store, *, at: int) -> int:
+    """End, with their audit entries, the sessions a dead server left open; how many."""
+    unfinished = store.unfinished_sessions()
+    if unfinished:
+        batch = WriteBatch()
+        for session_id in unfinished:
+            batch.ends.append(SessionEndRow(session_id, at, "interrupted", None))
+            batch.audit.append(
+                entry("end", at=at, session_id=session_id, reason="interrupted", by=None)
+            )
+        store.write(batch)
+    return len(unfinished)
+
+
+async def _checkpoint_on_schedule(audit: AuditLog, interval: float) -> None:
+    """Sign a checkpoint every ``interval`` seconds while the log grows, off the event loop."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(audit.checkpoint)
+        except Exception:
+            # A failed signature (the database away) is retried at the next tick; the log
+            # itself is unharmed, its entries are already durable.
+            log.exception("could not sign an audit checkpoint (will retry)")
+
+
+def _final_checkpoint(audit: AuditLog) -> None:
+    try:
+        audit.checkpoint()
+    except Exception:
+        log.exception("could not sign the last audit checkpoint")
 
 
 async def _purge_on_schedule(retention: Retention, interval: float) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from logwarden.audit.entries import entry
+from logwarden.audit.log import AuditLog
 from logwarden.clock import Clock
 from logwarden.errors import LogwardenError
 from logwarden.retention.policy import (
@@ -37,10 +39,15 @@ __all__ = ["Erasure", "Finding", "Kept", "PurgeSummary", "Receipt", "Retention"]
 
 log = logging.getLogger("logwarden.retention")
 
+# The rows each data key seals, as audit entries name them.
+_ROWS = {TEXT: "messages", ADDRESS: "addresses"}
+
 # What each data key seals, as a receipt names it.
 _KEPT_UNDER = {TEXT: "messages and interests (encrypted)", ADDRESS: "IP addresses (encrypted)"}
 
 Progress = Callable[[str], None]
+
+SYSTEM = "logwarden"  # who acts when no person does: the purge, the server
 
 # A report accepted at the last moment of the window is written a little later (the group
 # commit), and the server's window runs on its own clock: erasure waits this much longer
@@ -144,6 +151,7 @@ class Retention:
         *,
         store: Store,
         keystore: KeyStore,
+        audit: AuditLog,
         policy: RetentionPolicy,
         clock: Clock,
         report_window_ms: int,
@@ -155,6 +163,7 @@ class Retention:
         self._disclose = disclose_preservation
         self._store = store
         self._keystore = keystore
+        self._audit = audit
         self._policy = policy
         self._clock = clock
         self._report_window_ms = report_window_ms
@@ -162,27 +171,46 @@ class Retention:
 
     # -- reclassification ------------------------------------------------------------------
 
-    def flag(self, session_id: str) -> RetentionState | None:
+    # Each change is written to the audit log before it is made: a crash in between leaves
+    # an entry for a change not made yet (``audit verify`` names it), never a change unlogged.
+
+    def flag(
+        self, session_id: str, *, by: str = SYSTEM, reason: str | None = None
+    ) -> RetentionState | None:
         """Move a session to the reported class (a safety flag); None if there is none."""
         with self._lock:
-            if not self._store.mark_reported(session_id, at=self._clock.now_ms()):
+            if self._store.retention_state(session_id) is None:
+                return None
+            now = self._clock.now_ms()
+            self._record("flag", session_id, at=now, by=by, reason=reason)
+            if not self._store.mark_reported(session_id, at=now):
                 return None
             return self.apply(session_id)
 
-    def hold(self, session_id: str, *, reason: str) -> RetentionState | None:
+    def hold(self, session_id: str, *, reason: str, by: str = SYSTEM) -> RetentionState | None:
         """Place a legal hold: everything of the session is kept until released."""
         with self._lock:
-            if not self._store.set_hold(session_id, held_at=self._clock.now_ms(), reason=reason):
+            if self._store.retention_state(session_id) is None:
+                return None
+            now = self._clock.now_ms()
+            self._record("hold", session_id, at=now, by=by, reason=reason)
+            if not self._store.set_hold(session_id, held_at=now, reason=reason):
                 return None
             return self.apply(session_id)
 
-    def release(self, session_id: str) -> RetentionState | None:
+    def release(self, session_id: str, *, by: str = SYSTEM) -> RetentionState | None:
         """Release a hold: the session's own classes apply again, from their own days (what
         has expired meanwhile is destroyed now)."""
         with self._lock:
+            if self._store.retention_state(session_id) is None:
+                return None
+            self._record("release", session_id, at=self._clock.now_ms(), by=by)
             if not self._store.set_hold(session_id, held_at=None, reason=None):
                 return None
             return self.apply(session_id)
+
+    def _record(self, kind: str, session_id: str | None, *, at: int, **fields: object) -> None:
+        self._audit.append([entry(kind, at=at, session_id=session_id, **fields)])
 
     def apply(self, session_id: str) -> RetentionState | None:
         """Re-wrap the session's keys under the buckets its state asks for and move its rows
@@ -216,6 +244,9 @@ class Retention:
             purpose: None if destroy[purpose] else (PRESERVED if preserved else state.day)
             for purpose in targets
         }
+        gone = [_ROWS[purpose] for purpose in targets if destroy[purpose]]
+        if gone:
+            self._record("shred", session_id, at=now, what=gone, why="expired")
         # Rows first when preserving (so an expiring day cannot take them), keys first when
         # letting go; a crash in between is finished by the next purge (``_reconcile``).
         if preserved:
@@ -314,11 +345,12 @@ class Retention:
         grace = REPORT_GRACE_MS if self._report_window_ms else 0
         window_closes = state.ended_at + self._report_window_ms + grace
         if now < window_closes:
+            self._record("erasure", state.session_id, at=now, until=window_closes)
             self._store.set_erase_after(state.session_id, window_closes)
             return Erasure(
                 "scheduled", "the other person can still report this chat until then", window_closes
             )
-        self._shred([state.session_id])
+        self._shred([state.session_id], why="erased")
         return Erasure("erased", "everything about this chat has been destroyed", now)
 
     def _state_of_receipt(self, token: str) -> RetentionState | None:
@@ -327,9 +359,11 @@ class Retention:
         found = self._store.receipt(receipt_digest(token))
         return None if found is None else self._store.retention_state(found.session_id)
 
-    def _shred(self, session_ids: list[str]) -> int:
+    def _shred(self, session_ids: list[str], *, why: str) -> int:
         """Destroy the sessions' keys, then delete their rows: keys first, so a crash in
         between leaves only ciphertext nobody can open."""
+        now = self._clock.now_ms()
+        self._audit.append([entry("delete", at=now, session_id=s, why=why) for s in session_ids])
         keys = self._keystore.destroy_data_keys(session_ids)
         self._store.delete_sessions(session_ids)
         return keys
@@ -350,7 +384,7 @@ class Retention:
 
         say("carrying out erasures")
         due = self._store.pending_erasures(now)
-        erased_keys = self._shred(due) if due else 0
+        erased_keys = self._shred(due, why="erased") if due else 0
 
         say("destroying expired keys")
         expired = [
@@ -360,21 +394,21 @@ class Retention:
             and (expires := policy.expires_at(b.cls, b.day)) is not None
             and expires <= now
         ]
+        if expired:
+            self._record(
+                "keys", None, at=now, buckets=[[b.id, b.data_keys] for b in expired], by=SYSTEM
+            )
         destroyed = self._keystore.destroy_buckets([b.id for b in expired])
         classes = Counter(b.cls for b in expired)
 
         say("deleting expired rows")
-        messages = self._store.drop_days(
-            "messages", through_day=policy.last_expired_day(SESSION, now)
-        )
-        addresses = self._store.drop_days(
-            "addresses", through_day=policy.last_expired_day(RAW_IP, now)
-        )
+        messages = self._drop_days("messages", policy.last_expired_day(SESSION, now), now)
+        addresses = self._drop_days("addresses", policy.last_expired_day(RAW_IP, now), now)
         gone = self._store.expired_sessions(
             metadata_through_day=policy.last_expired_day(METADATA, now),
             reported_before=(policy.last_expired_day(REPORTED, now) + 1) * DAY_MS,
         )
-        leftover_keys = self._shred(gone) if gone else 0
+        leftover_keys = self._shred(gone, why="expired") if gone else 0
         reclaimed = self._store.reclaim()
         today = day_of(now)
         self._store.prepare_days([today, today + 1])
@@ -389,6 +423,7 @@ class Retention:
         # More than one on disk: a rotation was cut short; finish it now.
         if rotate or len(keks) > 1 or now - keks[-1].created_at >= self._kek_rotation_ms:
             say("rotating the key-encryption key")
+            self._record("kek", None, at=now, by=SYSTEM)
             self._keystore.rotate_kek_at(now)
             rotate = True
         return PurgeSummary(
@@ -402,6 +437,18 @@ class Retention:
             kek_rotated=rotate,
             wal_truncated=destroyed.wal_truncated and reclaimed,
         )
+
+    def _drop_days(self, table: DayTable, through_day: int, now: int) -> int:
+        """Delete a table's expired day buckets, recording first whose rows they hold."""
+        sessions = self._store.sessions_in_days(table, through_day=through_day)
+        if sessions:
+            self._audit.append(
+                [
+                    entry("shred", at=now, session_id=s, what=[table], why="expired")
+                    for s in sessions
+                ]
+            )
+        return self._store.drop_days(table, through_day=through_day)
 
     def _reconcile(self) -> None:
         """Bring every reported or held session, and every key under a hold, in line.

@@ -264,8 +264,16 @@ class Store(Protocol):
         that the chat's first message of a day does not wait for the DDL's lock."""
         ...
 
-    def end_unfinished(self, *, at: int, reason: str) -> int:
-        """End every session without an end (the server that ran them died); how many."""
+    def unfinished_sessions(self) -> list[str]:
+        """Sessions without an end: at start-up, those the server that ran them left open."""
+        ...
+
+    def session_ids(self) -> list[str]:
+        """Every session in the log."""
+        ...
+
+    def sessions_in_days(self, table: DayTable, *, through_day: int) -> list[str]:
+        """Sessions with rows of ``table`` in day buckets 1..through_day."""
         ...
 
     def reclaim(self) -> bool:

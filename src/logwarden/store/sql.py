@@ -282,7 +282,9 @@ class SqlStore:
             else SessionEndRow(session_id, row.ended_at, row.end_reason, row.ended_by)
         )
         return SessionRecord(
-            session=SessionRow(row.id, row.started_at, row.day, row.interests_sealed),
+            session=SessionRow(
+                row.id, row.started_at, row.day, row.interests_sealed, row.audit_salt
+            ),
             ended=ended,
             participants=tuple(ParticipantRow(*x) for x in people),
             addresses=tuple(AddressRow(*x) for x in addresses),
@@ -416,12 +418,25 @@ class SqlStore:
         with _store_errors("prepare day buckets"):
             self._days.ensure(days)
 
-    def end_unfinished(self, *, at: int, reason: str) -> int:
-        with _store_errors("end unfinished sessions"), self._engine.begin() as conn:
-            result = conn.execute(
-                update(_s).where(_s.c.ended_at.is_(None)).values(ended_at=at, end_reason=reason)
-            )
-            return result.rowcount
+    def unfinished_sessions(self) -> list[str]:
+        query = select(_s.c.id).where(_s.c.ended_at.is_(None)).order_by(_s.c.id)
+        with _store_errors("read unfinished sessions"), self._engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def session_ids(self) -> list[str]:
+        with _store_errors("read the sessions"), self._engine.connect() as conn:
+            return list(conn.scalars(select(_s.c.id).order_by(_s.c.id)))
+
+    def sessions_in_days(self, table: DayTable, *, through_day: int) -> list[str]:
+        t = _DAY_TABLES[table]
+        query = (
+            select(t.c.session_id)
+            .where(t.c.bucket.between(1, through_day))
+            .distinct()
+            .order_by(t.c.session_id)
+        )
+        with _store_errors(f"read the sessions of expired {table}"), self._engine.connect() as conn:
+            return list(conn.scalars(query))
 
     def reclaim(self) -> bool:
         """After a purge: on SQLite, copy the zeroed pages into the file and empty the WAL,

@@ -1,0 +1,423 @@
+"""Verifiable transcripts: a package anyone can check offline (docs/audit.md).
+
+A package is a zip file holding:
+
+- ``transcript.json``: the session's messages in the clear, each with its audit entry (the
+  leaf's body, its index, its inclusion proof), the session's and end's entries likewise, the
+  session's audit salt, and who exported it;
+- ``transcript.html``: the same for people, rendered from the JSON (the verifier renders it
+  again and compares, so an edit there fails too);
+- ``checkpoint``: the signed checkpoint every proof leads to;
+- ``audit.pub``: the log's verifier key (compare it with the one the operator publishes).
+
+``verify_package`` checks, in order: the checkpoint's signature; every entry's inclusion in it;
+that each entry is the session's; that each message's text, number, sender and time are the
+ones its entry commits to; and that the numbers run 1..n with ``n`` the count the end entry
+records, so no message can be edited, reordered, added or dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from logwarden.audit import checkpoint as notes
+from logwarden.audit import merkle
+from logwarden.audit.entries import entry, parse_body
+from logwarden.audit.log import AuditLog
+from logwarden.audit.proofs import verify_inclusion
+from logwarden.errors import AuditVerificationError
+from logwarden.store import Store
+from logwarden.transcripts import open_transcript
+from logwarden.vault import Vault, text_commitment
+
+__all__ = [
+    "PackageEntry",
+    "PackageMessage",
+    "TranscriptPackage",
+    "VerifiedTranscript",
+    "build_package",
+    "verify_package",
+]
+
+FORMAT = "logwarden-transcript/1"
+MAX_MEMBER_BYTES = 64 << 20  # 64 MiB: a transcript is far smaller; a bigger member is hostile
+_MEMBERS = ("transcript.json", "transcript.html", "checkpoint", "audit.pub")
+
+
+@dataclass(frozen=True, slots=True)
+class PackageEntry:
+    index: int
+    body: bytes
+    proof: list[bytes]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "body": self.body.decode("ascii"),
+            "proof": [h.hex() for h in self.proof],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PackageMessage:
+    seq: int
+    slot: int
+    at: int
+    text: str
+    entry: PackageEntry
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptPackage:
+    """Everything a package holds, before it is written."""
+
+    session_id: str
+    started_at: int
+    ended_at: int | None
+    end_reason: str | None
+    salt: bytes
+    messages: list[PackageMessage]
+    session_entry: PackageEntry
+    end_entry: PackageEntry | None
+    checkpoint: bytes
+    checkpoint_size: int
+    verifier_key: str
+    exported_at: int
+    exported_by: str
+    reason: str
+
+    def transcript_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "session": {
+                "id": self.session_id,
+                "started_at": self.started_at,
+                "ended_at": self.ended_at,
+                "end_reason": self.end_reason,
+                "entry": self.session_entry.as_json(),
+                "end_entry": None if self.end_entry is None else self.end_entry.as_json(),
+            },
+            "audit_salt": self.salt.hex(),
+            "messages": [
+                {
+                    "seq": m.seq,
+                    "slot": m.slot,
+                    "at": m.at,
+                    "text": m.text,
+                    "entry": m.entry.as_json(),
+                }
+                for m in self.messages
+            ],
+            "exported": {"at": self.exported_at, "by": self.exported_by, "reason": self.reason},
+        }
+
+    def to_zip(self) -> bytes:
+        document = self.transcript_json()
+        text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("transcript.json", text)
+            archive.writestr("transcript.html", render_html(document))
+            archive.writestr("checkpoint", self.checkpoint)
+            archive.writestr("audit.pub", self.verifier_key + "\n")
+        return buffer.getvalue()
+
+
+@dataclass(slots=True)
+class VerifiedTranscript:
+    """What a package proved: the session, its messages, and the checkpoint they lead to."""
+
+    session_id: str
+    messages: int
+    complete: bool  # the end entry is in the package: no message can be missing at the end
+    checkpoint: notes.Checkpoint
+    key: str  # the verifier key the checkpoint verified with
+    warnings: list[str] = field(default_factory=list)
+
+
+def verify_package(data: bytes, *, verifier_key: str | None = None) -> VerifiedTranscript:
+    """Check a package offline; raise ``AuditVerificationError`` saying what does not hold.
+
+    ``verifier_key`` is the log's key as its operator publishes it; without it, the package's
+    own ``audit.pub`` is used and the result says so (anyone can sign their own log).
+    """
+    # 1. Read the archive: exactly the expected members, each of bounded size.
+    members = _read_members(data)
+    try:
+        document = json.loads(members["transcript.json"])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AuditVerificationError(f"transcript.json is not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise AuditVerificationError(f"transcript.json is not a {FORMAT} document")
+    # 2. The checkpoint, signed by the log's key.
+    packaged_key = members["audit.pub"].decode("ascii", "replace").strip()
+    key = verifier_key.strip() if verifier_key is not None else packaged_key
+    try:
+        verifier = notes.VerifierKey.parse(key)
+    except ValueError as exc:
+        raise AuditVerificationError(f"the verifier key is malformed: {exc}") from None
+    checkpoint = notes.verify(members["checkpoint"], verifier_key=verifier, origin=verifier.name)
+    result = VerifiedTranscript(
+        session_id="", messages=0, complete=False, checkpoint=checkpoint, key=key
+    )
+    if verifier_key is None:
+        result.warnings.append(
+            "the key came from the package itself: compare it with the key the log's operator "
+            f"publishes ({key})"
+        )
+    elif packaged_key != key:
+        result.warnings.append("the package's audit.pub is not the key given; it was not used")
+    # 3. The entries: included in the checkpoint, and the session's.
+    _check_document(document, checkpoint, result)
+    # 4. The readable copy says what the JSON says.
+    if members["transcript.html"] != render_html(document).encode():
+        raise AuditVerificationError(
+            "transcript.html is not the rendering of transcript.json: it was edited"
+        )
+    return result
+
+
+def _read_members(data: bytes) -> dict[str, bytes]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise AuditVerificationError("not a transcript package (not a zip file)") from None
+    with archive:
+        names = [info.filename for info in archive.infolist()]
+        if sorted(names) != sorted(_MEMBERS):
+            raise AuditVerificationError(
+                f"a package holds exactly {', '.join(_MEMBERS)}; this one holds {', '.join(names)}"
+            )
+        members = {}
+        for info in archive.infolist():
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise AuditVerificationError(
+                    f"{info.filename} is too large ({info.file_size} bytes)"
+                )
+            with archive.open(info) as member:
+                content = member.read(MAX_MEMBER_BYTES + 1)
+            if len(content) > MAX_MEMBER_BYTES:
+                raise AuditVerificationError(f"{info.filename} is too large")
+            members[info.filename] = content
+    return members
+
+
+def _check_document(
+    document: dict[str, Any], checkpoint: notes.Checkpoint, result: VerifiedTranscript
+) -> None:
+    try:
+        session = document["session"]
+        session_id = _str(session["id"])
+        salt = bytes.fromhex(_str(document["audit_salt"]))
+        messages = document["messages"]
+        if not isinstance(messages, list):
+            raise TypeError("messages is not a list")
+        start = _included(session["entry"], checkpoint, "the session's entry")
+        end = (
+            None
+            if session.get("end_entry") is None
+            else _included(session["end_entry"], checkpoint, "the end entry")
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AuditVerificationError(f"transcript.json is malformed: {exc}") from None
+    result.session_id = session_id
+    if start.get("kind") != "session" or start.get("session") != session_id:
+        raise AuditVerificationError("the session's entry is not this session's start")
+    if start.get("at") != session.get("started_at"):
+        raise AuditVerificationError("the start time differs from the session's entry")
+    for position, message in enumerate(messages, start=1):
+        _check_message(position, message, session_id, salt, checkpoint)
+    result.messages = len(messages)
+    if end is None:
+        result.warnings.append(
+            "the session had not ended when it was exported: later messages may exist"
+        )
+        return
+    if end.get("kind") != "end" or end.get("session") != session_id:
+        raise AuditVerificationError("the end entry is not this session's end")
+    if (end.get("at"), end.get("reason")) != (session.get("ended_at"), session.get("end_reason")):
+        raise AuditVerificationError("the end time or reason differs from the session's end entry")
+    counted = end.get("messages")
+    if isinstance(counted, int) and counted != len(messages):
+        raise AuditVerificationError(
+            f"the log recorded {counted} messages in this session; the package holds "
+            f"{len(messages)}: messages were dropped or added"
+        )
+    result.complete = isinstance(counted, int)
+
+
+def _check_message(
+    position: int, message: Any, session_id: str, salt: bytes, checkpoint: notes.Checkpoint
+) -> None:
+    try:
+        seq, slot, at, text = (message[k] for k in ("seq", "slot", "at", "text"))
+        fields = _included(message["entry"], checkpoint, f"message {position}'s entry")
+        if not isinstance(text, str):
+            raise TypeError("text is not a string")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AuditVerificationError(f"message {position} is malformed: {exc}") from None
+    if fields.get("kind") != "message" or fields.get("session") != session_id:
+        raise AuditVerificationError(f"message {position}'s entry is not a message of this session")
+    if seq != position or fields.get("seq") != position:
+        raise AuditVerificationError(
+            f"message {position} is numbered {seq} (its entry: {fields.get('seq')}): messages "
+            "were reordered, added or dropped"
+        )
+    if (fields.get("slot"), fields.get("at")) != (slot, at):
+        raise AuditVerificationError(
+            f"message {position}: its sender or time differs from its entry"
+        )
+    expected = text_commitment(salt, text.encode(), seq=seq).hex()
+    if fields.get("text") != expected:
+        raise AuditVerificationError(
+            f"message {position}: its text is not the text the log committed to: it was edited"
+        )
+
+
+def _included(packaged: Any, checkpoint: notes.Checkpoint, what: str) -> dict[str, Any]:
+    """The fields of a packaged entry, once its inclusion in the checkpoint is proven."""
+    index = packaged["index"]
+    body = _str(packaged["body"]).encode("ascii")
+    proof = [bytes.fromhex(_str(h)) for h in packaged["proof"]]
+    if not isinstance(index, int) or not 0 <= index < checkpoint.size:
+        raise AuditVerificationError(f"{what} has index {index!r}, outside the checkpoint")
+    try:
+        verify_inclusion(
+            leaf_hash=merkle.leaf_hash(body),
+            index=index,
+            tree_size=checkpoint.size,
+            proof=proof,
+            root=checkpoint.root_hash,
+        )
+    except AuditVerificationError as exc:
+        raise AuditVerificationError(f"{what} (entry {index}) is not in the log: {exc}") from None
+    return parse_body(index, body)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+# -- the readable copy ------------------------------------------------------------------------
+
+
+def render_html(document: dict[str, Any]) -> str:
+    """The transcript for people: every value escaped, no script, no remote resource."""
+    session = document.get("session") or {}
+    exported = document.get("exported") or {}
+    rows = "\n".join(
+        f"<tr><td>{_h(m.get('seq'))}</td><td>{_h(_time(m.get('at')))}</td>"
+        f"<td>{'AB'[m['slot']] if m.get('slot') in (0, 1) else _h(m.get('slot'))}</td>"
+        f"<td class=text>{_h(m.get('text'))}</td></tr>"
+        for m in document.get("messages") or []
+        if isinstance(m, dict)
+    )
+    digest = hashlib.sha256(
+        json.dumps(document, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>Transcript of session {_h(session.get("id"))}</title>
+<style>body{{font:15px/1.5 system-ui,sans-serif;margin:2em;max-width:60em}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.3em;
+text-align:left;vertical-align:top}}.text{{white-space:pre-wrap;word-break:break-word}}</style>
+</head><body>
+<h1>Transcript of session {_h(session.get("id"))}</h1>
+<p>Started {_h(_time(session.get("started_at")))}; ended {_h(_time(session.get("ended_at")))}
+({_h(session.get("end_reason"))}). Exported {_h(_time(exported.get("at")))} by
+{_h(exported.get("by"))}: {_h(exported.get("reason"))}.</p>
+<p>Check this package with <code>logwarden verify-transcript</code>: it proves every message
+below against the log's signed checkpoint. This page is a rendering of transcript.json
+(SHA-256 of its content: {digest}).</p>
+<table><thead><tr><th>#</th><th>time (UTC)</th><th>from</th><th>message</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
+
+
+def _h(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _time(ms: Any) -> str:
+    if not isinstance(ms, int) or isinstance(ms, bool):
+        return ""
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- making one ---------------------------------------------------------------------------------
+
+
+def build_package(
+    *, store: Store, vault: Vault, audit: AuditLog, session_id: str, by: str, reason: str
+) -> TranscriptPackage:
+    """Export a session: record the export in the audit log, sign a checkpoint that covers
+    it, and gather the transcript with the proofs of its entries.
+
+    Raises ``AuditVerificationError`` if the session is unknown, its text is destroyed, or
+    its entries are not all in the log; ``StoreError``/``VaultError`` as reading does.
+    """
+    record = store.session(session_id)
+    if record is None:
+        raise AuditVerificationError(f"no session {session_id!r}")
+    transcript = open_transcript(record, vault)
+    if any(m["text"] is None for m in transcript.messages):
+        raise AuditVerificationError(
+            f"session {session_id}'s text is destroyed (retention): nothing to export"
+        )
+    now = audit.now_ms()
+    audit.append([entry("export", at=now, session_id=session_id, by=by, reason=reason)])
+    audit.checkpoint()
+    note = store.audit_head().checkpoint
+    if note is None:
+        raise AuditVerificationError("the audit log has no checkpoint")
+    signed = notes.verify(note, verifier_key=audit.verifier, origin=audit.origin)
+    entries = [e for e in store.audit_entries_of(session_id) if e.idx < signed.size]
+
+    def packaged(index: int, body: bytes) -> PackageEntry:
+        return PackageEntry(index, body, store.audit_proof(index=index, size=signed.size))
+
+    by_seq = {
+        json.loads(e.body)["seq"]: packaged(e.idx, e.body) for e in entries if e.kind == "message"
+    }
+    starts = [packaged(e.idx, e.body) for e in entries if e.kind == "session"]
+    ends = [packaged(e.idx, e.body) for e in entries if e.kind == "end"]
+    if not starts:
+        raise AuditVerificationError(f"session {session_id} has no entry in the audit log")
+    messages = []
+    for m in transcript.messages:
+        if m["seq"] not in by_seq:
+            raise AuditVerificationError(f"message {m['seq']} has no entry in the audit log")
+        messages.append(PackageMessage(m["seq"], m["slot"], m["at"], m["text"], by_seq[m["seq"]]))
+    return TranscriptPackage(
+        session_id=session_id,
+        started_at=transcript.started_at,
+        ended_at=transcript.ended_at,
+        end_reason=transcript.end_reason,
+        salt=vault.audit_salt(session_id),
+        messages=messages,
+        session_entry=starts[0],
+        end_entry=ends[-1] if ends else None,
+        checkpoint=note,
+        checkpoint_size=signed.size,
+        verifier_key=str(audit.verifier),
+        exported_at=now,
+        exported_by=by,
+        reason=reason,
+    )

@@ -1,0 +1,476 @@
+"""``audit verify``: recompute the audit log from the store and hold the store to it.
+
+Three layers, each naming what it finds (docs/audit.md):
+
+1. The log itself. Every entry is read in order: its index must follow the last one (a gap
+   is entries removed), its body must hash to its stored leaf hash and agree with its columns
+   (else it was altered), and the tree recomputed from the bodies must give every stored node
+   (an entry rewritten together with its leaf hash) and the root of every signed checkpoint
+   (an entry rewritten with the nodes above it: the signature cannot be rewritten without the
+   key). Each checkpoint's signature is checked, and consistency between consecutive ones.
+2. The head. The log must reach as far as every checkpoint (else it was truncated), and the
+   head's size and root must be the recomputed ones.
+3. The rows. Each session's rows must be the ones its entries commit to: a row without an
+   entry was inserted, a row that differs from its entry was altered (or swapped with
+   another), and an entry without its row was deleted, unless a later entry records that
+   retention or an erasure destroyed it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from logwarden.audit import checkpoint as notes
+from logwarden.audit import merkle
+from logwarden.audit.entries import digest, metadata_commitment, parse_body
+from logwarden.audit.proofs import verify_consistency
+from logwarden.errors import AuditVerificationError, LogwardenError
+from logwarden.store import AuditEntryRow, SessionRecord, Store
+from logwarden.store._audit import NODE_STRIDE
+
+__all__ = ["Problem", "Verification", "verify_log"]
+
+_CHUNK = 10_000  # entries read per query
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that does not match: ``entry`` is the first entry it concerns, if known."""
+
+    entry: int | None
+    what: str
+
+
+@dataclass(slots=True)
+class Verification:
+    size: int = 0  # entries read
+    checkpoints: int = 0  # signed checkpoints that verified and matched
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def first(self) -> Problem | None:
+        """The problem at the lowest entry: where the log stopped being what was signed."""
+        known = [p for p in self.problems if p.entry is not None]
+        if known:
+            return min(known, key=lambda p: p.entry or 0)
+        return self.problems[0] if self.problems else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    at: int | None  # when it was saved in the history; None for the head's
+    checkpoint: notes.Checkpoint
+
+
+def verify_log(store: Store, *, verifier: notes.VerifierKey, origin: str) -> Verification:
+    """Check the whole log and the rows it covers; the result lists every problem found.
+
+    Raises ``StoreError`` only if the store cannot be read at all.
+    """
+    result = Verification()
+    signed = _signed_checkpoints(store, verifier, origin, result)
+    sessions = _Sessions()
+    tree = _recompute(store, signed, sessions, result)
+    _check_head(store, tree, signed, result)
+    _check_consistency(store, signed, result)
+    _check_rows(store, sessions, result)
+    return result
+
+
+# -- 1. the log ---------------------------------------------------------------------------------
+
+
+def _signed_checkpoints(
+    store: Store, verifier: notes.VerifierKey, origin: str, result: Verification
+) -> list[_Signed]:
+    found: dict[int, _Signed] = {}
+    for size, at, note in store.audit_checkpoints():
+        checkpoint = _open(note, verifier, origin, f"the checkpoint kept for size {size}", result)
+        if checkpoint is None:
+            continue
+        if checkpoint.size != size:
+            what = f"the checkpoint kept for size {size} is signed for size {checkpoint.size}"
+            result.problems.append(Problem(None, what + ": it was moved"))
+            continue
+        found[size] = _Signed(at, checkpoint)
+    head_note = store.audit_head().checkpoint
+    if head_note is not None:
+        checkpoint = _open(head_note, verifier, origin, "the newest checkpoint", result)
+        if checkpoint is not None:
+            found.setdefault(checkpoint.size, _Signed(None, checkpoint))
+    return [found[size] for size in sorted(found)]
+
+
+def _open(
+    note: bytes, verifier: notes.VerifierKey, origin: str, what: str, result: Verification
+) -> notes.Checkpoint | None:
+    try:
+        return notes.verify(note, verifier_key=verifier, origin=origin)
+    except AuditVerificationError as exc:
+        result.problems.append(Problem(None, f"{what} does not verify ({exc}): replaced or forged"))
+        return None
+
+
+class _Sessions:
+    """What the entries say about sessions, gathered while reading the log."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, int] = {}  # session id → index of its "session" entry
+        self.deleted: set[str] = set()
+        self.first_at: int | None = None
+
+
+def _entries(store: Store) -> Iterator[AuditEntryRow]:
+    start = 0
+    while True:
+        rows = store.audit_entries(start, start + _CHUNK)
+        if not rows:
+            # A gap as long as a chunk would end the reading early: look past it.
+            later = store.audit_entries(start + _CHUNK, 1 << 62)[:1]
+            if not later:
+                return
+            rows = later
+        yield from rows
+        start = rows[-1].idx + 1
+
+
+def _recompute(
+    store: Store, signed: list[_Signed], sessions: _Sessions, result: Verification
+) -> merkle.CompactRange:
+    tree = merkle.CompactRange()
+    stored = store.audit_nodes()
+    pending = list(signed)
+    flagged_until = -1  # entries up to here are already named by a problem
+
+    def check_node(level: int, index: int, h: bytes) -> None:
+        nonlocal flagged_until
+        if not level or level % NODE_STRIDE:
+            return
+        first, last = index << level, ((index + 1) << level) - 1
+        found = stored.get((level, index))
+        if found == h or last <= flagged_until:
+            return
+        what = "is missing" if found is None else "does not match the entries under it"
+        result.problems.append(
+            Problem(
+                first,
+                f"the stored tree node over entries {first}..{last} {what}: "
+                "an entry there was altered (its body and leaf hash both)",
+            )
+        )
+        flagged_until = last
+
+    for row in _entries(store):
+        if row.idx != tree.size:
+            if row.idx < tree.size:  # cannot happen with a primary key; fail closed anyway
+                result.problems.append(Problem(row.idx, f"entry {row.idx} appears twice"))
+                continue
+            result.problems.append(
+                Problem(
+                    tree.size,
+                    f"entries {tree.size}..{row.idx - 1} are missing: removed from the log",
+                )
+            )
+            flagged_until = max(flagged_until, row.idx - 1)
+            while tree.size < row.idx:  # keep the indexes: later entries are named rightly
+                tree.append(merkle.EMPTY_ROOT)
+        pending = _check_roots(tree, pending, result)
+        leaf = merkle.leaf_hash(row.body)
+        if _check_entry(row, leaf, sessions, result):
+            flagged_until = max(flagged_until, row.idx)
+        tree.append(leaf, on_node=check_node)
+    result.size = tree.size
+    _check_roots(tree, pending, result)
+    return tree
+
+
+def _check_entry(
+    row: AuditEntryRow, leaf: bytes, sessions: _Sessions, result: Verification
+) -> bool:
+    """Check one entry on its own; True if it has a problem."""
+    if leaf != row.leaf_hash:
+        result.problems.append(
+            Problem(
+                row.idx, f"entry {row.idx} does not hash to its leaf hash: its body was altered"
+            )
+        )
+        return True
+    try:
+        fields = parse_body(row.idx, row.body)
+    except AuditVerificationError as exc:
+        result.problems.append(Problem(row.idx, str(exc)))
+        return True
+    if (fields["kind"], fields["at"], fields.get("session")) != (row.kind, row.at, row.session_id):
+        result.problems.append(
+            Problem(row.idx, f"entry {row.idx}: its columns do not match its body: altered")
+        )
+        return True
+    if sessions.first_at is None:
+        sessions.first_at = row.at
+    if row.kind == "session" and row.session_id is not None:
+        sessions.started.setdefault(row.session_id, row.idx)
+    elif row.kind == "delete" and row.session_id is not None:
+        sessions.deleted.add(row.session_id)
+    return False
+
+
+def _check_roots(
+    tree: merkle.CompactRange, pending: list[_Signed], result: Verification
+) -> list[_Signed]:
+    """Compare the root with every checkpoint of the tree's size; the ones still ahead."""
+    while pending and pending[0].checkpoint.size <= tree.size:
+        signed, pending = pending[0], pending[1:]
+        if signed.checkpoint.size < tree.size:
+            continue  # only reachable after a gap; the gap is named
+        if signed.checkpoint.root_hash == tree.root():
+            result.checkpoints += 1
+        else:
+            size = signed.checkpoint.size
+            result.problems.append(
+                Problem(
+                    None,
+                    f"the checkpoint signed for size {size} does not match the log's first "
+                    f"{size} entries: one of them was altered, inserted or removed",
+                )
+            )
+    return pending
+
+
+# -- 2. the head, and consistency ---------------------------------------------------------------
+
+
+def _check_head(
+    store: Store, tree: merkle.CompactRange, signed: list[_Signed], result: Verification
+) -> None:
+    if signed and signed[-1].checkpoint.size > tree.size:
+        size = signed[-1].checkpoint.size
+        result.problems.append(
+            Problem(
+                tree.size,
+                f"a checkpoint was signed for {size} entries but the log holds {tree.size}: "
+                f"entries {tree.size}..{size - 1} were removed (the log was truncated)",
+            )
+        )
+    head = store.audit_head()
+    if head.size != tree.size or head.root != tree.root():
+        result.problems.append(
+            Problem(
+                min(head.size, tree.size),
+                f"the log's head says {head.size} entries, root {head.root.hex()[:16]}…; the "
+                f"entries give {tree.size}, root {tree.root().hex()[:16]}…",
+            )
+        )
+
+
+def _check_consistency(store: Store, signed: list[_Signed], result: Verification) -> None:
+    """Each checkpoint must extend the one before it (RFC 9162 §2.1.4 proofs)."""
+    if not result.ok:
+        return  # the stored nodes are in doubt: the recomputation has named the problem
+    for old, new in itertools.pairwise(signed):
+        a, b = old.checkpoint, new.checkpoint
+        try:
+            proof = store.audit_consistency(old_size=a.size, new_size=b.size)
+            verify_consistency(
+                old_size=a.size,
+                new_size=b.size,
+                old_root=a.root_hash,
+                new_root=b.root_hash,
+                proof=proof,
+            )
+        except (AuditVerificationError, ValueError, LogwardenError) as exc:
+            result.problems.append(
+                Problem(None, f"checkpoints {a.size} and {b.size} are not consistent: {exc}")
+            )
+
+
+# -- 3. the rows --------------------------------------------------------------------------------
+
+
+def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None:
+    in_store = set(store.session_ids())
+    for session_id in sorted(set(sessions.started) - in_store - sessions.deleted):
+        index = sessions.started[session_id]
+        result.problems.append(
+            Problem(
+                index,
+                f"session {session_id} (entry {index}) is missing from the store, and no entry "
+                "records its deletion",
+            )
+        )
+    legacy = 0
+    for session_id in sorted(in_store):
+        record = store.session(session_id)
+        if record is None:
+            continue  # deleted since the list was read
+        entries = store.audit_entries_of(session_id)
+        if not entries:
+            if sessions.first_at is None or record.session.started_at < sessions.first_at:
+                legacy += 1
+                continue
+            result.problems.append(
+                Problem(None, f"session {session_id} has no audit entry: it was inserted")
+            )
+            continue
+        _check_session(record, [(e.idx, parse_body(e.idx, e.body)) for e in entries], result)
+    if legacy:
+        result.notes.append(f"{legacy} sessions were recorded before the audit log began")
+
+
+def _check_session(
+    record: SessionRecord, entries: list[tuple[int, dict[str, Any]]], result: Verification
+) -> None:
+    sid = record.session.id
+    problems = result.problems
+    by_kind: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for index, fields in entries:
+        by_kind.setdefault(fields["kind"], []).append((index, fields))
+    started = by_kind.get("session")
+    if not started:
+        problems.append(Problem(None, f"session {sid} has no session entry: it was inserted"))
+        return
+    start_index, start = started[0]
+    destroyed = _destroyed(by_kind)
+    problems.extend(_compare_start(record, start_index, start, destroyed))
+    problems.extend(_compare_messages(record, by_kind.get("message", []), destroyed))
+    problems.extend(_compare_end(record, by_kind.get("end", [])))
+    problems.extend(_compare_reports(record, by_kind.get("report", [])))
+    problems.extend(_compare_state(record, by_kind))
+
+
+def _destroyed(by_kind: dict[str, list[tuple[int, dict[str, Any]]]]) -> set[str]:
+    """What of the session an entry records as destroyed: "messages", "addresses"."""
+    gone: set[str] = set()
+    for _index, fields in by_kind.get("shred", []):
+        gone.update(fields.get("what", []))
+    if by_kind.get("delete"):
+        gone.update({"messages", "addresses"})
+    return gone
+
+
+def _compare_start(
+    record: SessionRecord, index: int, start: dict[str, Any], destroyed: set[str]
+) -> Iterator[Problem]:
+    row, sid = record.session, record.session.id
+    if (start.get("at"), start.get("day")) != (row.started_at, row.day):
+        yield Problem(index, f"session {sid}: its start time or day differs from entry {index}")
+    if start.get("interests") != digest(row.interests_sealed):
+        yield Problem(index, f"session {sid}: its interests differ from entry {index}")
+    salt = row.audit_salt or b""
+    people = [(p.slot, p.ip_pseudonym, p.block_key) for p in record.participants]
+    if start.get("people") != metadata_commitment(salt, people):
+        yield Problem(
+            index, f"session {sid}: its participants (IP pseudonyms) differ from entry {index}"
+        )
+    committed = start.get("addresses") or []
+    for address in record.addresses:
+        if address.slot >= len(committed) or committed[address.slot] != digest(address.ip_sealed):
+            yield Problem(
+                index,
+                f"session {sid}: the address of slot {address.slot} differs from entry {index}",
+            )
+    if len(record.addresses) < len(committed) and "addresses" not in destroyed:
+        yield Problem(
+            index,
+            f"session {sid}: address rows committed in entry {index} are missing, and no entry "
+            "records their destruction",
+        )
+
+
+def _compare_messages(
+    record: SessionRecord, entries: list[tuple[int, dict[str, Any]]], destroyed: set[str]
+) -> Iterator[Problem]:
+    sid = record.session.id
+    committed = {fields.get("seq"): (index, fields) for index, fields in entries}
+    for message in record.messages:
+        found = committed.pop(message.seq, None)
+        if found is None:
+            yield Problem(None, f"message {sid}#{message.seq} has no audit entry: it was inserted")
+            continue
+        index, fields = found
+        if fields.get("sealed") != digest(message.text_sealed):
+            yield Problem(
+                index,
+                f"message {sid}#{message.seq} differs from entry {index}: its text (ciphertext) "
+                "was altered or swapped",
+            )
+        elif (fields.get("slot"), fields.get("at")) != (message.slot, message.sent_at):
+            yield Problem(
+                index, f"message {sid}#{message.seq}: its sender or time differs from entry {index}"
+            )
+    if committed and "messages" not in destroyed:
+        seq, (index, _fields) = min(committed.items(), key=lambda item: item[1][0])
+        yield Problem(
+            index,
+            f"message {sid}#{seq} (entry {index}) is missing from the store, and no entry records "
+            f"its destruction ({len(committed)} messages missing in all)",
+        )
+
+
+def _compare_end(
+    record: SessionRecord, entries: list[tuple[int, dict[str, Any]]]
+) -> Iterator[Problem]:
+    sid, ended = record.session.id, record.ended
+    if ended is None:
+        if entries:
+            yield Problem(
+                entries[0][0],
+                f"session {sid}: entry {entries[0][0]} ended it, the store says it is on",
+            )
+        return
+    if not entries:
+        yield Problem(None, f"session {sid}: the store says it ended, no entry records it")
+        return
+    index, fields = entries[-1]
+    if (fields.get("at"), fields.get("reason"), fields.get("by")) != (
+        ended.ended_at,
+        ended.reason,
+        ended.ended_by,
+    ):
+        yield Problem(index, f"session {sid}: its end differs from entry {index}")
+
+
+def _compare_reports(
+    record: SessionRecord, entries: list[tuple[int, dict[str, Any]]]
+) -> Iterator[Problem]:
+    sid = record.session.id
+    for n, (report, (index, fields)) in enumerate(zip(record.reports, entries, strict=False)):
+        if (fields.get("slot"), fields.get("reason"), fields.get("at"), fields.get("comment")) != (
+            report.reporter_slot,
+            report.reason,
+            report.created_at,
+            digest(report.comment_sealed),
+        ):
+            yield Problem(index, f"session {sid}: report {n + 1} differs from entry {index}")
+    if len(record.reports) > len(entries):
+        yield Problem(None, f"session {sid}: a report has no audit entry: it was inserted")
+    elif len(record.reports) < len(entries):
+        index = entries[len(record.reports)][0]
+        yield Problem(
+            index, f"session {sid}: the report of entry {index} is missing from the store"
+        )
+
+
+def _compare_state(
+    record: SessionRecord, by_kind: dict[str, list[tuple[int, dict[str, Any]]]]
+) -> Iterator[Problem]:
+    """A report or a hold the entries record must still be in the row: clearing one would let
+    the purge destroy evidence."""
+    sid, state = record.session.id, record.retention
+    reported = by_kind.get("report", []) + by_kind.get("flag", [])
+    if reported and state.reported_at is None:
+        index = min(i for i, _ in reported)
+        yield Problem(index, f"session {sid}: entry {index} reported it, the store says it is not")
+    holds = sorted(by_kind.get("hold", []) + by_kind.get("release", []), key=lambda e: e[0])
+    held_by_log = bool(holds) and holds[-1][1]["kind"] == "hold"
+    if held_by_log and state.held_at is None:
+        index = holds[-1][0]
+        yield Problem(index, f"session {sid}: entry {index} placed a hold, the store says none")
+    elif state.held_at is not None and not held_by_log:
+        yield Problem(None, f"session {sid} is held in the store, no entry records the hold")
