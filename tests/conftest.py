@@ -69,3 +69,15 @@ def postgres_url() -> Iterator[str]:
             yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
         finally:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def empty_postgres_log(url: str) -> None:
+    """Empty every table of the log in the test database, the audit log with them."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "TRUNCATE receipts, reports, messages, addresses, participants, sessions, "
+            "audit_entries, audit_nodes, audit_checkpoints RESTART IDENTITY CASCADE"
+        )
+        db.execute("UPDATE audit_head SET size = 0, frontier = ''::bytea, checkpoint = NULL")

@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "LOGWARDEN_"
-# Variables with the prefix that are not settings: where the file is, and the test suite's switch.
-_NOT_SETTINGS = frozenset({"LOGWARDEN_CONFIG", "LOGWARDEN_REQUIRE_SERVICES"})
+# Variables with the prefix that are not settings: where the file is, the test suite's switch,
+# and who is acting (the CLI's --operator).
+_NOT_SETTINGS = frozenset({"LOGWARDEN_CONFIG", "LOGWARDEN_REQUIRE_SERVICES", "LOGWARDEN_OPERATOR"})
 
 
 class _Section(BaseModel):

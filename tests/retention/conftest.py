@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
 import pytest
 
 from logwarden.audit.checkpoint import SigningKey
@@ -28,6 +27,7 @@ from logwarden.retention.service import REPORT_GRACE_MS
 from logwarden.store import SqlStore
 from logwarden.transcripts import Transcript, open_transcript
 from logwarden.vault import KeyStore, Vault, create_key_file, load_key_file
+from tests.conftest import empty_postgres_log
 
 T = TypeVar("T")
 
@@ -221,11 +221,7 @@ def open_store(backend: str, data_dir: Path, postgres_url: str | None) -> SqlSto
         return SqlStore.sqlite(data_dir / "logwarden.db")
     assert postgres_url is not None
     store = SqlStore.postgres(postgres_url)
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(
-            "TRUNCATE receipts, reports, messages, addresses, participants, sessions "
-            "RESTART IDENTITY CASCADE"
-        )
+    empty_postgres_log(postgres_url)
     return store
 
 

@@ -434,7 +434,7 @@ class TestHoldReleaseFlag:
         for reason in ("", "   ", "x" * 501):
             result = run(data_dir, "sessions", "hold", chat.session_id, "--reason", reason)
             assert result.returncode == 2, (len(reason), result.stdout)
-            assert "--reason must be 1 to 500 characters" in result.stderr
+            assert "--reason must be 1 to 500 printable characters" in result.stderr
         assert "held since" not in show(data_dir, chat).stdout
         longest = run(data_dir, "sessions", "hold", chat.session_id, "--reason", "x" * 500)
         assert longest.returncode == 0, longest.stderr

@@ -178,7 +178,12 @@ class TestPackaging:
         globs = pyproject["tool"]["setuptools"]["package-data"]["logwarden"]
         package_root = ROOT / "src" / "logwarden"
         files = [p for p in MIGRATIONS.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-        assert {p.name for p in files} >= {"env.py", "script.py.mako", "0001_baseline.py", "0002_audit_log.py"}
+        assert {p.name for p in files} >= {
+            "env.py",
+            "script.py.mako",
+            "0001_baseline.py",
+            "0002_audit_log.py",
+        }
         for path in files:
             is_module = path.suffix == ".py" and (path.parent / "__init__.py").exists()
             relative = path.relative_to(package_root)

@@ -29,6 +29,7 @@ from logwarden.store import (
     SqlStore,
     WriteBatch,
 )
+from tests.conftest import empty_postgres_log
 
 DAY_MS = 86_400_000
 T0 = 1_764_061_200_000  # ms since the epoch
@@ -67,11 +68,8 @@ def store(request: pytest.FixtureRequest, db_path: Path) -> Iterator[SqlStore]:
 def pg_store(postgres_url: str) -> Iterator[SqlStore]:
     """An empty PostgreSQL store, with no day partitions left by earlier tests."""
     store = SqlStore.postgres(postgres_url)
+    empty_postgres_log(postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(
-            "TRUNCATE sessions, participants, addresses, messages, reports, receipts"
-            " RESTART IDENTITY"
-        )
         for (name,) in db.execute(_PARTITIONS_OF_MESSAGES).fetchall():
             if name != "messages_preserved":
                 db.execute(f"DROP TABLE {name}")

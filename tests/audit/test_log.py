@@ -1,0 +1,291 @@
+"""The audit log in the store, on both backends: appends, proofs from stored nodes, appends
+from several processes at once, and signed checkpoints with their publishers."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import multiprocessing
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logwarden.audit import checkpoint as notes
+from logwarden.audit import merkle
+from logwarden.audit.entries import entry, parse_body
+from logwarden.audit.log import AuditLog, file_publisher, url_publisher
+from logwarden.audit.proofs import verify_consistency, verify_inclusion
+from logwarden.clock import FakeClock
+from logwarden.errors import AuditVerificationError
+from logwarden.store import AuditRecord, SqlStore, WriteBatch
+from tests.conftest import empty_postgres_log
+
+SIGNER = notes.SigningKey.from_seed("log.example/audit-test", seed=bytes(range(32)))
+T0 = 1_795_000_000_000
+
+
+def records(n: int, *, start: int = 0) -> list[AuditRecord]:
+    return [
+        entry("read", at=T0 + i, session_id=f"{i:032x}", by="test", what="transcript", reason="t")
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """An empty log on each backend."""
+    if request.param == "sqlite":
+        store = SqlStore.sqlite(tmp_path / "logwarden.db")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        store = SqlStore.postgres(url)
+        empty_postgres_log(url)
+    yield store
+    store.close()
+
+
+def leaf_hashes(store: SqlStore) -> list[bytes]:
+    return [merkle.leaf_hash(row.body) for row in store.audit_entries(0, 1 << 62)]
+
+
+class TestAppend:
+    def test_appends_in_batches_give_the_tree_of_all_entries(self, store: SqlStore) -> None:
+        """Entries appended in batches of any size get indexes 0..n-1, and the head's root is
+        the RFC 9162 root of their bodies."""
+        sizes = [1, 2, 3, 15, 16, 17, 200, 1, 300]
+        first = 0
+        for size in sizes:
+            assert store.append_audit(records(size, start=first)) == first
+            first += size
+        rows = store.audit_entries(0, first + 10)
+        assert [row.idx for row in rows] == list(range(first))
+        assert all(row.leaf_hash == merkle.leaf_hash(row.body) for row in rows)
+        head = store.audit_head()
+        assert head.size == first
+        assert head.root == merkle.root(leaf_hashes(store))
+
+    def test_entries_go_in_the_recorders_transaction(self, store: SqlStore) -> None:
+        """A WriteBatch's audit records are appended with its rows."""
+        store.append_audit(records(5))
+        store.write(WriteBatch(audit=records(7, start=5)))
+        assert store.audit_head().size == 12
+        assert [parse_body(r.idx, r.body)["session"] for r in store.audit_entries(5, 12)] == [
+            f"{i:032x}" for i in range(5, 12)
+        ]
+
+    def test_an_empty_append_is_refused(self, store: SqlStore) -> None:
+        """Appending nothing is a mistake, not a no-op that looks like a record."""
+        with pytest.raises(ValueError, match="nothing"):
+            store.append_audit([])
+
+    def test_entries_of_a_session_in_order(self, store: SqlStore) -> None:
+        """``audit_entries_of`` finds a session's entries through its index, in order."""
+        sid = "ab" * 16
+        store.append_audit(records(3))
+        store.append_audit([entry("flag", at=T0, session_id=sid, by="x", reason=None)])
+        store.append_audit(records(2, start=3))
+        store.append_audit([entry("hold", at=T0, session_id=sid, by="x", reason="case")])
+        assert [(r.idx, r.kind) for r in store.audit_entries_of(sid)] == [(3, "flag"), (6, "hold")]
+
+
+class TestProofsFromStoredNodes:
+    def test_roots_and_proofs_match_the_list_algorithms(self, store: SqlStore) -> None:
+        """Roots, inclusion and consistency proofs built from the stored nodes (every fourth
+        level) are the RFC's, for sizes across the stored levels, and they verify."""
+        store.append_audit(records(300))
+        hashes = leaf_hashes(store)
+        rng = random.Random(7)
+        for size in [1, 2, 15, 16, 17, 255, 256, 257, 300, *rng.sample(range(1, 301), 20)]:
+            expected_root = merkle.root(hashes[:size])
+            assert store.audit_root(size) == expected_root
+            for index in {0, size - 1, rng.randrange(size)}:
+                proof = store.audit_proof(index=index, size=size)
+                assert proof == merkle.inclusion_proof(hashes[:size], index)
+                verify_inclusion(
+                    leaf_hash=hashes[index],
+                    index=index,
+                    tree_size=size,
+                    proof=proof,
+                    root=expected_root,
+                )
+            old = rng.randrange(size + 1)
+            consistency = store.audit_consistency(old_size=old, new_size=size)
+            assert consistency == merkle.consistency_proof(hashes[:size], old)
+            if old:
+                verify_consistency(
+                    old_size=old,
+                    new_size=size,
+                    old_root=merkle.root(hashes[:old]),
+                    new_root=expected_root,
+                    proof=consistency,
+                )
+
+    def test_only_every_fourth_level_is_stored(self, store: SqlStore) -> None:
+        """The node table holds levels 4 and 8 only (one row per 15 entries), and each stored
+        hash is the perfect node's."""
+        store.append_audit(records(512))
+        nodes = store.audit_nodes()
+        assert {level for level, _ in nodes} == {4, 8}
+        assert len(nodes) == 512 // 16 + 512 // 256
+        hashes = leaf_hashes(store)
+        assert nodes[8, 1] == merkle.root(hashes[256:512])
+        assert nodes[4, 3] == merkle.root(hashes[48:64])
+
+
+def _append_from_process(url: str, worker: int, batches: int) -> None:
+    store = SqlStore.postgres(url) if url.startswith("postgresql") else SqlStore.sqlite(Path(url))
+    try:
+        for batch in range(batches):
+            store.append_audit(records(7, start=worker * 10_000 + batch * 7))
+    finally:
+        store.close()
+
+
+class TestConcurrentAppends:
+    def test_processes_appending_at_once_never_share_an_index(
+        self, store: SqlStore, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> None:
+        """Three processes appending at once to one log: every entry gets its own index, none
+        is lost, and the head is the root of them all."""
+        url = (
+            str(tmp_path / "logwarden.db")
+            if store._engine.dialect.name == "sqlite"
+            else request.getfixturevalue("postgres_url")
+        )
+        context = multiprocessing.get_context("spawn")
+        workers = [
+            context.Process(target=_append_from_process, args=(url, worker, 20))
+            for worker in range(3)
+        ]
+        for process in workers:
+            process.start()
+        for process in workers:
+            process.join(timeout=120)
+            assert process.exitcode == 0
+        rows = store.audit_entries(0, 1 << 62)
+        assert [row.idx for row in rows] == list(range(3 * 20 * 7))
+        sessions = {parse_body(row.idx, row.body)["session"] for row in rows}
+        assert len(sessions) == len(rows)
+        assert store.audit_head().root == merkle.root(leaf_hashes(store))
+
+
+class TestCheckpoints:
+    def test_a_checkpoint_signs_the_head_once_per_growth(self, store: SqlStore) -> None:
+        """A checkpoint is signed when the log has grown, verifies with the log's key and
+        names its size and root; nothing new is signed until the log grows again."""
+        clock = FakeClock(T0)
+        audit = AuditLog(store, signer=SIGNER, clock=clock)
+        assert audit.checkpoint() is None  # an empty log: nothing to sign
+        audit.append(records(10))
+        note = audit.checkpoint()
+        assert note is not None
+        signed = notes.verify(note, verifier_key=SIGNER.verifier(), origin=SIGNER.name)
+        assert (signed.size, signed.root_hash) == (10, store.audit_head().root)
+        assert audit.checkpoint() is None
+        audit.append(records(1, start=10))
+        again = audit.checkpoint()
+        assert again is not None
+        assert notes.verify(again, verifier_key=SIGNER.verifier(), origin=SIGNER.name).size == 11
+        assert store.audit_head().checkpoint == again
+
+    def test_history_keeps_one_a_minute(self, store: SqlStore) -> None:
+        """The history keeps a checkpoint at most once a minute; the head always has the
+        newest."""
+        clock = FakeClock(T0)
+        audit = AuditLog(store, signer=SIGNER, clock=clock)
+        for n in range(5):
+            audit.append(records(1, start=n))
+            audit.checkpoint()
+            clock.advance(seconds=20)
+        assert [size for size, _at, _note in store.audit_checkpoints()] == [1, 4]
+        assert store.audit_head().checkpoint is not None
+
+    def test_a_replaced_head_checkpoint_is_signed_over(self, store: SqlStore) -> None:
+        """If the stored newest checkpoint does not verify, the next checkpoint replaces it
+        rather than trusting its size."""
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0))
+        audit.append(records(3))
+        note = audit.checkpoint()
+        assert note is not None
+        store.save_checkpoint(size=3, at=T0, note=note.replace(b"3\n", b"4\n", 1), keep=False)
+        assert audit.checkpoint() is not None
+
+    def test_publishers_get_every_checkpoint_and_their_failure_is_logged(
+        self, store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Each new checkpoint goes to every publisher; one that fails is logged and the
+        others still get it."""
+        path = tmp_path / "checkpoint"
+
+        def broken(_note: bytes) -> None:
+            raise OSError("witness unreachable")
+
+        audit = AuditLog(
+            store, signer=SIGNER, clock=FakeClock(T0), publishers=[broken, file_publisher(path)]
+        )
+        audit.append(records(4))
+        with caplog.at_level(logging.WARNING, logger="logwarden.audit"):
+            note = audit.checkpoint()
+        assert path.read_bytes() == note
+        assert "witness unreachable" in caplog.text
+
+    def test_url_publisher_posts_the_note(self, store: SqlStore) -> None:
+        """The URL publisher POSTs the signed note as text to a real HTTP server."""
+        received: list[bytes] = []
+
+        class Witness(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append(self.rfile.read(length))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                return None
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Witness)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/add-checkpoint"
+            audit = AuditLog(
+                store, signer=SIGNER, clock=FakeClock(T0), publishers=[url_publisher(url)]
+            )
+            audit.append(records(2))
+            note = audit.checkpoint()
+        finally:
+            server.shutdown()
+        assert received == [note]
+
+    def test_url_publisher_takes_only_http(self) -> None:
+        """A checkpoint URL that is not http(s) is refused when the publisher is made."""
+        with pytest.raises(ValueError, match="http"):
+            url_publisher("file:///etc/passwd")
+
+
+class TestEntries:
+    def test_an_unknown_kind_is_refused(self) -> None:
+        """Only the documented kinds of entry can be made."""
+        with pytest.raises(ValueError, match="unknown audit entry kind"):
+            entry("coffee", at=T0)
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"not json",
+            b"[1, 2]",
+            b'{"at":1,"kind":"nope"}',
+            b'{"kind":"read","at":1}',  # keys out of order: not canonical
+            b'{"at":"1","kind":"read"}',
+            b'{"at":1, "kind":"read"}',
+            b"\xff\xfe",
+        ],
+    )
+    def test_a_body_that_is_not_a_canonical_entry_is_named(self, body: bytes) -> None:
+        """Reading back a body that is not canonical JSON of a known kind fails, naming the
+        entry."""
+        with pytest.raises(AuditVerificationError, match="entry 9"):
+            parse_body(9, body)
