@@ -31,6 +31,7 @@ __all__ = [
     "ChatSettings",
     "RecorderSettings",
     "RetentionSettings",
+    "SafetySettings",
     "Settings",
     "load_settings",
 ]
@@ -97,6 +98,24 @@ class RetentionSettings(_Section):
     receipts_disclose_preservation: bool = True
 
 
+class SafetySettings(_Section):
+    # Warn a sender before personal information leaves (docs/safety.md).
+    warn_personal_info: bool = True
+    # Score each conversation for grooming, sextortion, solicitation, harassment and a
+    # disclosed minor, and act on the policy below.
+    score_risk: bool = True
+    risk_medium: float = Field(30.0, gt=0, lt=100)  # score points
+    risk_high: float = Field(70.0, gt=0, le=100)
+    end_chats: bool = True  # end a chat where the policy says (sextortion; a minor at high)
+    safety_message: str | None = Field(None, min_length=1, max_length=1000)  # None: the default
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SafetySettings:
+        if self.risk_medium >= self.risk_high:
+            raise ValueError("risk_medium must be below risk_high")
+        return self
+
+
 class AuditSettings(_Section):
     # A signed checkpoint at most this often while the log grows (Tessera checkpoints every
     # 10 s; we aim for a record to be covered within a second).
@@ -123,6 +142,7 @@ class Settings(_Section):
     recorder: RecorderSettings = RecorderSettings()
     retention: RetentionSettings = RetentionSettings()
     audit: AuditSettings = AuditSettings()
+    safety: SafetySettings = SafetySettings()
     # Measurement only (bench/relay.py): relays without logging. Never set in production.
     unsafe_bench_no_log: bool = False
 

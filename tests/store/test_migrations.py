@@ -183,6 +183,7 @@ class TestPackaging:
             "script.py.mako",
             "0001_baseline.py",
             "0002_audit_log.py",
+            "0003_safety_events.py",
         }
         for path in files:
             is_module = path.suffix == ".py" and (path.parent / "__init__.py").exists()

@@ -45,6 +45,7 @@ KINDS = {
     "message": "a message committed",
     "end": "a session ended",
     "report": "a participant reported the session",
+    "safety": "the safety engine warned a sender, or escalated the conversation's risk",
     "flag": "a session moved to the reported class by an operator or the safety engine",
     "hold": "a legal hold placed",
     "release": "a legal hold released",

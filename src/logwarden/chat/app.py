@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import html
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,11 +21,12 @@ from logwarden.chat.addresses import OriginPolicy, TrustedProxies
 from logwarden.chat.receipts import receipt_routes
 from logwarden.chat.server import ChatServer
 from logwarden.clock import Clock, SystemClock
-from logwarden.config import Settings
+from logwarden.config import SafetySettings, Settings
 from logwarden.datadir import open_audit, open_keystore, open_retention, open_store, open_vault
 from logwarden.errors import LogwardenError
 from logwarden.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
 from logwarden.retention import Retention
+from logwarden.safety import PiiDetector, RiskPolicy
 from logwarden.store import SessionEndRow, Store, WriteBatch
 
 __all__ = ["create_app"]
@@ -68,6 +70,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         vault=vault,
         clock=clock,
         reported_pairs=store.reported_pairs(),
+        detector=PiiDetector(),
+        warn_personal_info=settings.safety.warn_personal_info,
+        risk_policy=_risk_policy(settings.safety) if settings.safety.score_risk else None,
+        end_chats=settings.safety.end_chats,
     )
     proxies = TrustedProxies(settings.trusted_proxies)
     origins = OriginPolicy(settings.allowed_origins)
@@ -165,6 +171,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     static = resources.files("logwarden.chat") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
+
+
+def _risk_policy(settings: SafetySettings) -> RiskPolicy:
+    policy = RiskPolicy(medium=settings.risk_medium, high=settings.risk_high)
+    if settings.safety_message is not None:
+        policy = dataclasses.replace(policy, safety_message=settings.safety_message)
+    return policy
 
 
 def _end_interrupted(store: Store, *, at: int) -> int:

@@ -58,6 +58,12 @@ class Next:
 @dataclass(frozen=True, slots=True)
 class SendMessage:
     text: str
+    confirm: bool = False  # send it although the server warned about personal information
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Drop the message the server warned about."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,7 @@ class Pong:
     pass
 
 
-ClientFrame = Join | Next | SendMessage | Typing | Stop | Report | Pong
+ClientFrame = Join | Next | SendMessage | Cancel | Typing | Stop | Report | Pong
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +172,14 @@ def _parse_message(document: dict[str, Any], limits: Limits) -> SendMessage:
             "message_too_long",
             f"message of {len(text)} characters is over the limit of {limits.max_message_chars}",
         )
-    return SendMessage(text)
+    confirm = document.get("confirm", False)
+    if not isinstance(confirm, bool):
+        raise ProtocolError("invalid_field", '"confirm" must be true or false')
+    return SendMessage(text, confirm)
+
+
+def _parse_cancel(_document: dict[str, Any], _limits: Limits) -> Cancel:
+    return Cancel()
 
 
 def _parse_typing(document: dict[str, Any], _limits: Limits) -> Typing:
@@ -249,6 +262,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Limits], ClientFrame]] = {
     "join": _parse_join,
     "next": _parse_next,
     "message": _parse_message,
+    "cancel": _parse_cancel,
     "typing": _parse_typing,
     "stop": _parse_stop,
     "report": _parse_report,
@@ -259,6 +273,7 @@ _TYPE_NAMES: dict[type, str] = {
     Join: "join",
     Next: "next",
     SendMessage: "message",
+    Cancel: "cancel",
     Typing: "typing",
     Stop: "stop",
     Report: "report",

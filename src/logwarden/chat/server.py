@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 from logwarden.chat.pairing import Match, Matchmaker
 from logwarden.chat.protocol import (
     PROTOCOL_VERSION,
+    Cancel,
     ClientFrame,
     Join,
     Limits,
@@ -42,6 +43,7 @@ from logwarden.config import ChatSettings, RetentionSettings
 from logwarden.errors import ProtocolError, StoreError, VaultError
 from logwarden.recorder import SessionLog
 from logwarden.retention.receipts import new_receipt
+from logwarden.safety import Assessment, ConversationRisk, Finding, PiiDetector, RiskPolicy
 from logwarden.vault import Vault
 
 __all__ = ["ChatServer"]
@@ -71,8 +73,11 @@ _INNOCENT_ERRORS = frozenset(
         "nothing_to_report",
         "already_reported",
         "log_unavailable",
+        "no_warning",
     }
 )
+
+_MAX_REASONS_LOGGED = 20  # the newest reasons of a risk assessment kept in its safety event
 
 
 class Client:
@@ -114,6 +119,9 @@ class Client:
         self.closer: asyncio.Task[None] | None = None  # our side closing the socket
         self.closing = False
         self.leave_reason = "disconnected"
+        # The kinds of personal information in the message the server last warned about,
+        # until the sender sends it anyway, edits it, cancels it or leaves.
+        self.warned: tuple[str, ...] | None = None
 
     async def messages_logged(self) -> None:
         """Return once every message this client sent so far is durable and relayed."""
@@ -142,6 +150,10 @@ class ChatSession:
         # One receipt per participant (docs/retention.md): the log keeps only the digests.
         self.receipts = (new_receipt(), new_receipt())
         self._seq = 0
+        self.risk: ConversationRisk | None = None
+        self.flags_recorded: set[str] = set()  # risk flags already in the log
+        self.escalated = False  # a risk event is in the log
+        self.notified: set[int] = set()  # slots that got the safety message
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -164,8 +176,18 @@ class ChatServer:
         vault: Vault,
         clock: Clock,
         reported_pairs: Iterable[tuple[str, str]] = (),
+        detector: PiiDetector | None = None,
+        warn_personal_info: bool = False,
+        risk_policy: RiskPolicy | None = None,
+        end_chats: bool = False,
     ) -> None:
         self._settings = settings
+        # The safety engine (docs/safety.md): the detector runs when either part is on, since
+        # the risk scorer reads its findings (a stated age) too.
+        self._detector = detector if (warn_personal_info or risk_policy) else None
+        self._warn = warn_personal_info and detector is not None
+        self._risk_policy = risk_policy
+        self._end_chats = end_chats
         self._log = session_log
         self._vault = vault
         self._clock = clock
@@ -331,8 +353,13 @@ class ChatServer:
             # "bye" then Esc must still deliver "bye".
             await client.messages_logged()
         match frame:
-            case SendMessage(text):
-                await self._on_message(client, text)
+            case SendMessage(text, confirm):
+                await self._on_message(client, text, confirm=confirm)
+            case Cancel():
+                self._require_chat(client)
+                if client.warned is None:
+                    raise ProtocolError("no_warning", "there is no warned message to cancel")
+                self._settle_warning(client, "cancelled")
             case Typing(active):
                 session = self._require_chat(client)
                 self._send(session.peer_of(client), encode("typing", active=active))
@@ -355,10 +382,24 @@ class ChatServer:
             raise ProtocolError("not_in_chat", "you are not in a chat")
         return client.session
 
-    async def _on_message(self, client: Client, text: str) -> None:
+    async def _on_message(self, client: Client, text: str, *, confirm: bool = False) -> None:
         session = self._require_chat(client)
         if not client.messages.take(asyncio.get_running_loop().time()):
             raise ProtocolError("rate_limited", "too many messages; slow down")
+        findings = [] if self._detector is None else self._detector.detect(text)
+        if self._warn and findings and not confirm:
+            # Not sent and not logged: the sender decides. A warning still pending for an
+            # earlier text was answered by changing the text.
+            self._settle_warning(client, "edited")
+            client.warned = tuple(sorted({f.kind for f in findings}))
+            warning = encode("warning", text=text, findings=[f.as_json() for f in findings])
+            self._reply(client, warning)
+            return
+        if self._warn and findings:
+            client.warned = tuple(sorted({f.kind for f in findings}))
+            self._settle_warning(client, "sent_anyway")
+        else:
+            self._settle_warning(client, "edited")
         slot, seq, at = session.slot_of(client), session.next_seq(), self._clock.now_ms()
         try:
             logged = self._log.message(
@@ -367,7 +408,7 @@ class ChatServer:
         except (StoreError, VaultError):
             raise ProtocolError("log_unavailable", _NOT_LOGGED) from None
         client.logging.append(logged)
-        logged.add_done_callback(partial(self._relay, client, session, text, seq, at))
+        logged.add_done_callback(partial(self._relay, client, session, text, seq, at, findings))
         if len(client.logging) >= _MAX_IN_FLIGHT:
             await asyncio.wait({client.logging[0]})
 
@@ -378,6 +419,7 @@ class ChatServer:
         text: str,
         seq: int,
         at: int,
+        findings: list[Finding],
         logged: asyncio.Future[None],
     ) -> None:
         """Runs once the message is durable (or failed): only now may the stranger see it."""
@@ -392,6 +434,96 @@ class ChatServer:
             return
         self._send(session.peer_of(client), encode("message", text=text, seq=seq, at=at))
         self._send(client, encode("sent", seq=seq, at=at))
+        if session.risk is not None:
+            self._act_on_risk(
+                session, session.risk.observe(str(session.slot_of(client)), text, findings)
+            )
+
+    def _reply(self, client: Client, frame: str) -> None:
+        """Send a reply in the order of the frames it answers: after those of messages still
+        on their way to the log (callbacks of one future run in the order they were added)."""
+        if client.logging:
+            client.logging[-1].add_done_callback(lambda _: self._send(client, frame))
+        else:
+            self._send(client, frame)
+
+    # -- the safety engine (docs/safety.md) ------------------------------------------------
+
+    def _settle_warning(self, client: Client, decision: str) -> None:
+        """Log what the sender did about the message the server warned about: the kinds found
+        and the decision, never the text."""
+        kinds, client.warned = client.warned, None
+        session = client.session
+        if kinds is None or session is None:
+            return
+        self._log_safety(
+            session,
+            slot=session.slot_of(client),
+            kind="warning",
+            detail={"kinds": list(kinds), "decision": decision},
+        )
+
+    def _act_on_risk(self, session: ChatSession, assessment: Assessment) -> None:
+        """Do what the risk policy asks, once per change: log an escalation (preserving the
+        session if asked), tell the people at risk, end the chat."""
+        assert self._risk_policy is not None
+        decision = self._risk_policy.decide(assessment)
+        new_flags = set(assessment.flags) - session.flags_recorded
+        if (decision.review or decision.preserve) and (new_flags or not session.escalated):
+            session.escalated = True
+            session.flags_recorded.update(assessment.flags)
+            reasons = assessment.as_json()["reasons"]
+            assert isinstance(reasons, list)
+            self._log_safety(
+                session,
+                slot=None,
+                kind="risk",
+                detail={
+                    "score": round(assessment.score, 1),
+                    "level": assessment.level,
+                    "flags": list(assessment.flags),
+                    "reasons": reasons[-_MAX_REASONS_LOGGED:],
+                    "review": decision.review,
+                    "preserve": decision.preserve,
+                    "end_chat": decision.end_chat and self._end_chats,
+                },
+                preserve=decision.preserve,
+            )
+            log.info(
+                "session %s: risk %s (%s)", session.id, assessment.level, ",".join(assessment.flags)
+            )
+        if decision.notify is not None:
+            notice = encode("safety", message=decision.notify, flags=list(assessment.flags))
+            for sender in decision.notify_senders:
+                slot = int(sender)
+                if slot not in session.notified:
+                    session.notified.add(slot)
+                    self._send(session.clients[slot], notice)
+        if decision.end_chat and self._end_chats and not session.ended:
+            self._end_session(session, reason="safety", by=None)
+
+    def _log_safety(
+        self,
+        session: ChatSession,
+        *,
+        slot: int | None,
+        kind: str,
+        detail: dict[str, object],
+        preserve: bool = False,
+    ) -> None:
+        try:
+            done = self._log.safety_event(
+                session_id=session.id,
+                slot=slot,
+                at=self._clock.now_ms(),
+                kind=kind,
+                detail=detail,
+                preserve=preserve,
+            )
+        except (StoreError, VaultError) as exc:
+            log.error("safety event of session %s not recorded: %s", session.id, exc)
+            return
+        done.add_done_callback(partial(_check_recorded, session.id))
 
     def _on_stop(self, client: Client) -> None:
         if client.state is State.IDLE:
@@ -472,6 +604,8 @@ class ChatServer:
         session = ChatSession(
             first=first, second=second, started_at=self._clock.now_ms(), interests=match.shared
         )
+        if self._risk_policy is not None:
+            session.risk = ConversationRisk(self._risk_policy, participants=("0", "1"))
         for client in session.clients:
             client.cancel_fallback()
             client.matching = session
@@ -535,10 +669,15 @@ class ChatServer:
     def _end_session(self, session: ChatSession, *, reason: str, by: Client | None) -> None:
         if session.ended:
             return
+        for client in session.clients:
+            self._settle_warning(client, "left")
         self._release(session)
+        # The server ending a chat for safety tells both people so; otherwise the stranger
+        # of whoever ended it learns they left.
+        frame = "ended" if reason == "safety" else "stranger_left"
         for client in session.clients:
             if client is not by:
-                self._send(client, encode("stranger_left", reason=reason))
+                self._send(client, encode(frame, reason=reason))
         log.info("session %s ended: %s", session.id, reason)
         self._spawn(
             self._record_end(session, reason=reason, by=None if by is None else session.slot_of(by))
@@ -600,6 +739,11 @@ _NOT_DELIVERED = "the stranger left before your message reached them"
 def _error_frame(code: str, message: str, *, in_reply_to: str | None = None) -> str:
     reply = {"in_reply_to": in_reply_to} if in_reply_to else {}
     return encode("error", code=code, message=message, **reply)
+
+
+def _check_recorded(session_id: str, done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("safety event of session %s not recorded: %s", session_id, done.exception())
 
 
 def _who(client: Client) -> str:

@@ -27,6 +27,7 @@ from logwarden.store import (
     ParticipantRow,
     ReceiptRow,
     ReportRow,
+    SafetyEventRow,
     SessionEndRow,
     SessionRow,
     Store,
@@ -104,7 +105,17 @@ class _Report:
     created_at: int
 
 
-_Record = _SessionStart | _Message | _SessionEnd | _Report
+@dataclass(frozen=True, slots=True)
+class _SafetyEvent:
+    session_id: str
+    slot: int | None
+    at: int
+    kind: str
+    detail: dict[str, object]
+    preserve: bool
+
+
+_Record = _SessionStart | _Message | _SessionEnd | _Report | _SafetyEvent
 
 
 class SessionLog(Protocol):
@@ -148,6 +159,20 @@ class SessionLog(Protocol):
         comment: str | None,
         created_at: int,
     ) -> None: ...
+
+    def safety_event(
+        self,
+        *,
+        session_id: str,
+        slot: int | None,
+        at: int,
+        kind: str,
+        detail: dict[str, object],
+        preserve: bool = False,
+    ) -> asyncio.Future[None]:
+        """Queue a safety event (never message text: ``detail`` is stored as it is); with
+        ``preserve``, the session moves to the reported class as a report moves it."""
+        ...
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
 
@@ -247,6 +272,18 @@ class Recorder:
             _Report(session_id, reporter_slot, reason, comment, created_at)
         )
 
+    def safety_event(
+        self,
+        *,
+        session_id: str,
+        slot: int | None,
+        at: int,
+        kind: str,
+        detail: dict[str, object],
+        preserve: bool = False,
+    ) -> asyncio.Future[None]:
+        return self._committer.submit(_SafetyEvent(session_id, slot, at, kind, detail, preserve))
+
     # Runs on the writer thread: sealing there keeps the crypto off the event loop.
     def _write(self, records: Sequence[_Record]) -> None:
         self._make_keys([r for r in records if type(r) is _SessionStart])
@@ -254,7 +291,8 @@ class Recorder:
         for record in records:
             self._add(batch, record)
         self._store.write(batch)
-        for session_id in {report.session_id for report in batch.reports}:
+        preserved = {r.session_id for r in batch.reports} | {s for s, _at in batch.preserve}
+        for session_id in preserved:
             future = self._followups.submit(self._apply, session_id)
             self._pending.add(future)
             future.add_done_callback(self._pending.discard)
@@ -299,6 +337,16 @@ class Recorder:
                 self._last_seq[session_id] = max(seq, self._last_seq.get(session_id, 0))
             case _SessionStart():
                 self._add_start(batch, record)
+            case _SafetyEvent(session_id, slot, at, kind, detail, preserve):
+                body = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+                batch.safety.append(SafetyEventRow(session_id, slot, at, kind, body))
+                batch.audit.append(
+                    entry("safety", at=at, session_id=session_id, slot=slot, event=kind, **detail)
+                )
+                if preserve:
+                    batch.preserve.append((session_id, at))
+                    if session_id in self._days:
+                        self._preserved.add(session_id)
             case _SessionEnd(session_id, ended_at, reason, ended_by):
                 batch.ends.append(SessionEndRow(session_id, ended_at, reason, ended_by))
                 batch.audit.append(
@@ -439,3 +487,17 @@ class UnsafeNoLogRecorder:
         created_at: int,
     ) -> None:
         return None
+
+    def safety_event(
+        self,
+        *,
+        session_id: str,
+        slot: int | None,
+        at: int,
+        kind: str,
+        detail: dict[str, object],
+        preserve: bool = False,
+    ) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done

@@ -27,6 +27,7 @@ __all__ = [
     "ReceiptRow",
     "ReportRow",
     "RetentionState",
+    "SafetyEventRow",
     "SessionEndRow",
     "SessionRecord",
     "SessionRow",
@@ -82,6 +83,14 @@ class ReportRow(NamedTuple):
     reason: str
     comment_sealed: bytes | None
     created_at: int
+
+
+class SafetyEventRow(NamedTuple):
+    session_id: str
+    slot: int | None
+    at: int
+    kind: str  # "warning" or "risk"
+    detail: str  # JSON; never message text or the values found
 
 
 class ReceiptRow(NamedTuple):
@@ -146,6 +155,9 @@ class WriteBatch:
     reports: list[ReportRow] = field(default_factory=list)
     receipts: list[ReceiptRow] = field(default_factory=list)
     ends: list[SessionEndRow] = field(default_factory=list)
+    safety: list[SafetyEventRow] = field(default_factory=list)
+    # Sessions the safety engine moves to the reported class, as a report does: (id, at).
+    preserve: list[tuple[str, int]] = field(default_factory=list)
     # Appended to the audit log in the same transaction (the rows and their entries are
     # durable together, or neither).
     audit: list[AuditRecord] = field(default_factory=list)
@@ -159,6 +171,8 @@ class WriteBatch:
             + len(self.reports)
             + len(self.receipts)
             + len(self.ends)
+            + len(self.safety)
+            + len(self.preserve)
             + len(self.audit)
         )
 
@@ -183,6 +197,7 @@ class SessionRecord:
     messages: tuple[MessageRow, ...]
     reports: tuple[ReportRow, ...]
     retention: RetentionState
+    safety: tuple[SafetyEventRow, ...] = ()
 
 
 class Store(Protocol):

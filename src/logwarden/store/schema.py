@@ -115,6 +115,22 @@ receipts = Table(
     Index("ix_receipts_session_id", "session_id"),
 )
 
+safety_events = Table(
+    "safety_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(32), ForeignKey("sessions.id"), nullable=False),
+    Column("slot", SmallInteger),  # whose message it concerns, if one person's
+    Column("at", BigInteger, nullable=False),
+    # "warning": personal information found in a message, and what the sender did;
+    # "risk": the conversation's assessment when it escalated (docs/safety.md).
+    Column("kind", String(16), nullable=False),
+    # JSON: kinds found and the decision, or score, level, flags and reasons. Never message
+    # text or the values found: this is not sealed.
+    Column("detail", String(20_000), nullable=False),
+    Index("ix_safety_events_session_id", "session_id"),
+)
+
 # -- The audit log (docs/audit.md) ------------------------------------------------------------
 # Append-only: rows are inserted, never updated or deleted (audit_head excepted, the one row
 # that says how far the log goes). ``audit verify`` recomputes everything from audit_entries;

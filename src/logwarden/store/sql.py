@@ -46,6 +46,7 @@ from logwarden.store.base import (
     ReceiptRow,
     ReportRow,
     RetentionState,
+    SafetyEventRow,
     SessionEndRow,
     SessionRecord,
     SessionRow,
@@ -66,6 +67,7 @@ _DAY_TABLES: dict[DayTable, Table] = {"messages": schema.messages, "addresses": 
 
 # Every table with a session_id, children of sessions: the order deletion must follow.
 _SESSION_CHILDREN = (
+    schema.safety_events,
     schema.receipts,
     schema.reports,
     schema.messages,
@@ -98,6 +100,7 @@ class SqlStore:
                 (MessageRow, "messages"),
                 (ReportRow, "reports"),
                 (ReceiptRow, "receipts"),
+                (SafetyEventRow, "safety_events"),
                 (AuditEntryRow, "audit_entries"),
                 (_audit.AuditNodeRow, "audit_nodes"),
             )
@@ -170,6 +173,7 @@ class SqlStore:
             batch.messages,
             batch.reports,
             batch.receipts,
+            batch.safety,
         ):
             if rows:
                 self._insert_chunked(conn, rows)
@@ -180,9 +184,9 @@ class SqlStore:
                 .values(ended_at=end.ended_at, end_reason=end.reason, ended_by=end.ended_by)
             )
         first_reports: dict[str, int] = {}
-        for report in batch.reports:
-            at = first_reports.get(report.session_id, report.created_at)
-            first_reports[report.session_id] = min(at, report.created_at)
+        marks = [(r.session_id, r.created_at) for r in batch.reports] + batch.preserve
+        for session_id, at in marks:
+            first_reports[session_id] = min(first_reports.get(session_id, at), at)
         for session_id, at in first_reports.items():
             _mark_reported(conn, session_id, at=at)
         if batch.audit:
@@ -276,6 +280,12 @@ class SqlStore:
                 .where(r.c.session_id == session_id)
                 .order_by(r.c.id)
             ).all()
+            e = schema.safety_events
+            events = conn.execute(
+                select(*(e.c[name] for name in SafetyEventRow._fields))
+                .where(e.c.session_id == session_id)
+                .order_by(e.c.id)
+            ).all()
         ended = (
             None
             if row.ended_at is None
@@ -291,6 +301,7 @@ class SqlStore:
             messages=tuple(MessageRow(*x) for x in said),
             reports=tuple(ReportRow(*x) for x in reported),
             retention=RetentionState(*(row._mapping[column] for column in _RETENTION)),
+            safety=tuple(SafetyEventRow(*x) for x in events),
         )
 
     def reported_pairs(self) -> list[tuple[str, str]]:

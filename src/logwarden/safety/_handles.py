@@ -1,0 +1,235 @@
+"""The rule for social and messaging handles: "sc: name", "add me on insta name", "@name".
+
+Internal and unstable. A handle is an ordinary word, so a word alone is never enough: the rule
+looks for a cue that names a platform in a way that offers an account (a separator, "my … is",
+"add me on …", "snap me at …", "… on snap", the ghost emoji) and then takes the word after it.
+Where the cue is weak (a bare "ig name"), the word must look like a username (a digit, an
+underscore or a dot inside it); after a strong cue any word will do, unless it is one of the
+common words that follow platform names in ordinary chat ("my snap is down", "snap decision").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from logwarden.safety._base import Finding, Message
+from logwarden.safety._patterns import alternation, wordset
+
+__all__ = ["HandleRule"]
+
+# alias -> platform. Aliases of four letters or more also match in leetspeak ("sn4p").
+_PLATFORMS: dict[str, str] = {
+    "snapchat": "Snapchat", "snap chat": "Snapchat", "snap": "Snapchat", "sc": "Snapchat",
+    "instagram": "Instagram", "insta": "Instagram", "ig": "Instagram",
+    "kik": "Kik",
+    "discord": "Discord", "disc": "Discord",
+    "telegram": "Telegram", "tele": "Telegram", "tg": "Telegram",
+    "whatsapp": "WhatsApp", "whats app": "WhatsApp",
+    "tiktok": "TikTok", "tik tok": "TikTok", "tt": "TikTok",
+    "twitter": "X (Twitter)", "x": "X (Twitter)",
+    "facebook": "Facebook", "fb": "Facebook", "messenger": "Facebook Messenger",
+    "skype": "Skype", "roblox": "Roblox", "steam": "Steam", "twitch": "Twitch",
+    "reddit": "Reddit", "signal": "Signal", "threads": "Threads", "youtube": "YouTube",
+    "psn": "PlayStation", "xbox": "Xbox", "gamertag": "gaming", "yt": "YouTube",
+    "@": "social media",
+    "👻": "Snapchat",
+}  # fmt: skip
+_LEET_BACK = str.maketrans(
+    {"4": "a", "@": "a", "3": "e", "1": "i", "|": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
+)
+
+
+def _aliases(*, with_x: bool) -> str:
+    words = [w for w in _PLATFORMS if with_x or w != "x"]
+    long_words = [w for w in words if len(w) >= 4]
+    short_words = [w for w in words if len(w) < 4]
+    return "(?:" + alternation(long_words, leetspeak=True) + "|" + alternation(short_words) + ")"
+
+
+# Every platform name, "x" included ("follow me on x"); which forms accept "x" is decided
+# per form below, because a lone "x" is mostly not Twitter.
+_ALIAS_RE = re.compile(rf"(?<![\w@])(?P<alias>{_aliases(with_x=True)})(?![\w])")
+# The first word of every alias, for a cheap test before any regex runs.
+_ALIAS_WORDS = frozenset(w.split()[0] for w in _PLATFORMS if w.isascii())
+# Platforms that are also verbs: "snap me at name", "kik me name".
+_VERBS = frozenset({"snap", "snapchat", "kik", "telegram", "tele", "whatsapp", "skype", "discord"})
+
+_NAME_WORD = r"(?:[ ]{0,2}(?:user ?name|user|name|handle|id|tag|account|acc))?"
+_VALUE = re.compile(r"@?[a-z0-9_](?:[a-z0-9_.\-]{0,30}[a-z0-9_])?(?:#\d{4})?")
+# Fillers between a cue and the value ("add me on snap, it's: name").
+_FILLER = re.compile(
+    r"(?:[ ]{0,2}(?:[,:\-=>→]|@(?=[ ])|(?:it'?s|is|i'?m|im|as|at|its|name|username|user"
+    r"|handle|me|same|also|too|there)(?![\w']))[ ]{0,2}){0,4}"
+)
+
+# What may follow a platform name. Each match ends where the value may start.
+# "sc: name", "insta - name", "discord tag: name"
+_SEPARATOR_AFTER = re.compile(rf"{_NAME_WORD}[ ]{{0,2}}(?:[:=]|-{{1,2}}>?(?=[ ])|=>|→)")
+# "snap me at name", "kik me name"
+_ME_AFTER = re.compile(r"[ ]{1,2}me(?P<strong>[ ]{0,2}(?:at|@|on|:|-)(?![\w]))?")
+# "... my snap is name": after "my <platform>", an optional "is"/":" makes it strong.
+_OWN_AFTER = re.compile(rf"{_NAME_WORD}(?P<strong>[ ]{{0,2}}(?:is|=|:|-|'s)(?![\w']))?")
+# "whats ur snap? mine is name"
+_MINE_AFTER = re.compile(r"[^.!\n]{0,30}?\bmine(?:[ ]is|'s|s|:)")
+
+# What may come before a platform name: searched in a short window that ends at the name.
+_OWN_BEFORE = re.compile(r"\b(?:my|our)[ ]{1,2}\Z")
+_INVITE_BEFORE = re.compile(
+    r"\b(?:add|follow|dm|message|msg|hmu|hit me up|find|search|look me up|text|reach|contact"
+    r"|talk to|chat)(?:[ ]{1,2}me)?(?:[ ]{1,2}up)?[ ]{1,2}(?:on|at|in|via|thru|through|over)"
+    r"[ ]{1,2}\Z"
+)
+# "i'm name on snap", "add name on insta": the value comes before the platform.
+_VALUE_BEFORE = re.compile(
+    r"\b(?P<lead>i'?m|i am|its|it's|add|follow|find|search|search for|look up)[ ]{1,2}"
+    r"(?P<value>@?[a-z0-9_](?:[a-z0-9_.\-]{0,30}[a-z0-9_])?)[ ]{1,2}on[ ]{1,2}\Z"
+)
+_WEAK_LEADS = frozenset({"i'm", "im", "i am", "its", "it's"})
+
+_MENTION = re.compile(r"(?<![\w@.])@[a-z0-9_](?:[a-z0-9_.]{0,28}[a-z0-9_])?(?![\w@]|\.[a-z])")
+_DISCORD_TAG = re.compile(r"(?<![\w#@])[a-z0-9_.]{2,32}#\d{4}(?![\w])")
+_REDDIT = re.compile(r"(?<![\w/])u/[a-z0-9_\-]{3,20}(?![\w\-])")
+_TIME_LIKE = re.compile(r"\d{1,2}(?::\d\d)?(?:am|pm)?|\d+(?:st|nd|rd|th|k|m|s)?")
+
+# Words that follow platform names in ordinary chat and are not usernames.
+_COMMON = wordset(
+    """
+    me you u ur your yours my mine it its it's is am are was were be been the a an and or
+    but so if then than too to on at in of for with from by up down out off over no yes
+    yeah yea ya nah nope ok okay k kk lol lmao lmfao haha hahaha rn now later tmrw tomorrow
+    tonight today pls plz please thx thanks ty maybe also tho though there here name
+    username user handle account acc same private public broken dead deleted banned gone
+    hacked new old locked blocked weird glitching lagging not dont don't cant can't i im
+    i'm we they he she him her them us this that these those what who why how when where
+    which whatever first again more less pic pics photo photos story stories streak streaks
+    filter filters chat message messages dm dms call calls video videos live post posts
+    reel reels app one lot lots alot everything anything something nothing all any some
+    both either quick fast asap soon sure definitely probably bro dude man girl guys bruh
+    fam fr ngl idk tbh btw whenever instead bc cause because just only even still really
+    never ever always like fine well cool hi hey hello yo sometime sometimes decision back
+    shot shots out thing things score update updates group groups server servers friend
+    friends please right away bio link links down acting being doing getting going having
+    working messed dm'd gonna wanna gotta tho yet either neither mean means too much many
+    way ways every each other another home work school everyone everybody all channel night
+    noon mall gym
+    """
+)
+_COMMON |= {w.replace(" ", "") for w in _PLATFORMS}
+
+
+def _username_shaped(value: str) -> bool:
+    core = value.lstrip("@")
+    return value.startswith("@") or any(c in core for c in "0123456789_.") or "#" in core
+
+
+def _acceptable(value: str, *, strong: bool) -> bool:
+    core = value.lstrip("@").split("#")[0]
+    if len(core) < 2 or core.isdigit() or _TIME_LIKE.fullmatch(core):
+        return False
+    if core in _COMMON:
+        return False
+    return strong or _username_shaped(value)
+
+
+def _platform(alias: str) -> str:
+    """'a Snapchat', 'an Instagram': the platform an alias names, with its article."""
+    key = alias.translate(_LEET_BACK).replace("-", " ").replace(".", " ")
+    name = _PLATFORMS.get(key, _PLATFORMS.get(key.replace(" ", ""), "social media"))
+    return ("an " if name[0] in "AEIOU" else "a ") + name
+
+
+class HandleRule:
+    """Usernames on social and messaging platforms, offered with a cue that says so."""
+
+    kind = "handle"
+
+    def wants(self, message: Message) -> bool:
+        text = message.text
+        return (
+            "@" in text
+            or "#" in text
+            or "u/" in text
+            or "👻" in text
+            or message.mentions(_ALIAS_WORDS)
+        )
+
+    def find(self, message: Message) -> Iterator[Finding]:
+        if message.mentions(_ALIAS_WORDS) or "👻" in message.text:
+            for m in _ALIAS_RE.finditer(message.text):
+                yield from self._around(message, m)
+        yield from self._loose(message)
+
+    def _around(self, message: Message, m: re.Match[str]) -> Iterator[Finding]:
+        """The handle a platform name at ``m`` points to, in whichever form it was offered."""
+        text = message.text
+        start, end = m.span()
+        alias = m["alias"]
+        platform = _platform(alias)
+        window = max(0, start - 40)
+        if (v := _VALUE_BEFORE.search(text, window, start)) is not None:
+            strong = v["lead"] not in _WEAK_LEADS
+            if _acceptable(v["value"], strong=strong):
+                reason = f"{platform} username given before the platform name"
+                yield self._finding(message, v.start("value"), v.end("value"), 0.85, reason)
+                return
+        for strong, cue_end, how in self._cues(text, alias, start, end):
+            value = self._value_after(text, cue_end)
+            if value is not None and _acceptable(value.group(), strong=strong):
+                reason = f"{platform} username {how}"
+                yield self._finding(message, value.start(), value.end(), 0.9, reason)
+                return
+
+    @staticmethod
+    def _cues(text: str, alias: str, start: int, end: int) -> Iterator[tuple[bool, int, str]]:
+        """(strong, where the value may start, how it was offered), strongest first."""
+        window = max(0, start - 40)
+        is_x = alias == "x"
+        if _INVITE_BEFORE.search(text, window, start) is not None:
+            yield True, end, "offered with an invitation to add them"
+        if is_x:
+            return  # a lone "x" is Twitter only after "follow me on" and the like
+        if (own := _OWN_BEFORE.search(text, max(0, start - 6), start)) is not None:
+            after = _OWN_AFTER.match(text, end)
+            strong = after is not None and after["strong"] is not None
+            yield strong, after.end() if after else end, "given as their own account"
+        if (sep := _SEPARATOR_AFTER.match(text, end)) is not None:
+            yield True, sep.end(), "after a platform name and a separator"
+        if alias == "👻":
+            yield True, end, "after the Snapchat ghost"
+        if alias in _VERBS and (me := _ME_AFTER.match(text, end)) is not None:
+            strong = me["strong"] is not None
+            yield strong, me.end(), "offered with an invitation to message them"
+        if (mine := _MINE_AFTER.match(text, end)) is not None:
+            yield True, mine.end(), "given in answer to a question about the platform"
+        if own is None:
+            yield False, end, "after a platform name"
+
+    def _loose(self, message: Message) -> Iterator[Finding]:
+        """Handles recognisable by their own shape: @name, name#1234, u/name."""
+        text = message.view.text
+        if "@" in text:
+            for m in _MENTION.finditer(text):
+                if _acceptable(m.group(), strong=True):
+                    yield self._finding(message, m.start(), m.end(), 0.7, "an @username")
+        if "#" in text:
+            for m in _DISCORD_TAG.finditer(text):
+                if _acceptable(m.group(), strong=True):
+                    reason = "a Discord username with its number tag"
+                    yield self._finding(message, m.start(), m.end(), 0.75, reason)
+        if "u/" in text:
+            for m in _REDDIT.finditer(text):
+                yield self._finding(message, m.start(), m.end(), 0.8, "a Reddit username")
+
+    @staticmethod
+    def _value_after(text: str, pos: int) -> re.Match[str] | None:
+        """The word a cue points at: after optional fillers, on the same line."""
+        skipped = _FILLER.match(text, pos)
+        start = skipped.end() if skipped else pos
+        if start < len(text) and text[start] == " ":
+            start += 1
+        return _VALUE.match(text, start)
+
+    @staticmethod
+    def _finding(message: Message, start: int, end: int, confidence: float, reason: str) -> Finding:
+        return message.finding(message.view, "handle", start, end, confidence, reason)

@@ -1,0 +1,179 @@
+"""Rules for identifiers made of digits: payment cards and IP addresses, and shared helpers.
+
+Internal and unstable. All three read the digit view, so "five five five oh one four three"
+and "5 5 5-0 1 4 3" look like numbers to them. Candidates come from one bounded regex each;
+the expensive checks (phonenumbers, Luhn, ``ipaddress``) run only on candidates that survive
+cheap shape and context tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+
+from logwarden.safety._base import Finding, Message, context_before
+from logwarden.safety._patterns import SPOKEN_DOT, alternation
+from logwarden.safety.normalize import Normalized
+
+__all__ = [
+    "NUMBER_END",
+    "NUMBER_NOT_CONTACT",
+    "NUMBER_START",
+    "CardRule",
+    "IpRule",
+    "digits_of",
+    "is_spelled",
+]
+
+# Nothing that glues a number to a word, a decimal, a price, a path or a version.
+NUMBER_START = r"(?<![\w.,/$€£¥#@+\-])"
+NUMBER_END = r"(?![\w%$€£¥]|[.,]\d)"
+_NON_DIGITS = re.compile(r"\D+")
+
+# Words that, shortly before a number, make it something else (a code, an order, a level).
+NUMBER_NOT_CONTACT = re.compile(
+    r"\b"
+    + alternation(
+        [
+            "code", "order", "tracking", "track", "id", "pin", "zip", "postcode", "invoice",
+            "ticket", "ref", "reference", "account", "acct", "serial", "isbn", "lvl", "level",
+            "score", "version", "ver", "build", "room", "lobby", "server", "seed", "conf",
+            "confirmation", "case", "claim", "sku", "model", "part", "item", "balance", "xp",
+            "ping", "uid", "gamertag", "friend code", "otp", "iban", "routing", "sort code",
+            "policy", "receipt", "transaction", "batch", "lot", "patch", "imei", "meid",
+            "iccid", "sim",
+        ]
+    )
+    + r"\b"
+)  # fmt: skip
+
+
+def digits_of(raw: str) -> str:
+    return _NON_DIGITS.sub("", raw)
+
+
+def is_spelled(message: Message, view: Normalized, start: int, end: int) -> bool:
+    """Whether digit words were spelled out in ``view.text[start:end]``."""
+    if view is message.view:
+        return False
+    o_start, o_end = view.span(start, end)
+    return any(c.isalpha() for c in message.original[o_start:o_end])
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+class CardRule:
+    """Payment card numbers: a known issuer prefix, a card length and a valid Luhn digit."""
+
+    kind = "card"
+
+    _CANDIDATE = re.compile(rf"{NUMBER_START}\d(?:[ ,.\-]{{0,3}}\d){{12,18}}{NUMBER_END}")
+    # Visa, Mastercard (51-55, 2221-2720), Amex, Diners, Discover, JCB, UnionPay.
+    _ISSUER = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|22)|35|62")
+    _GROUPED = re.compile(r"\d{4}(?:([ \-])\d{4}){2}\1\d{1,7}|\d{4}([ \-])\d{6}\2\d{4,5}")
+    _CARD_CUE = re.compile(
+        alternation(
+            ["card", "visa", "mastercard", "amex", "credit", "debit", "cvv", "cvc", "expiry",
+             "exp", "pay", "paypal", "bank", "discover"],
+            leetspeak=True,
+        )
+    )  # fmt: skip
+
+    def wants(self, message: Message) -> bool:
+        return message.digit_count + message.spelled_count >= 13
+
+    def find(self, message: Message) -> Iterator[Finding]:
+        view = message.digits
+        for m in self._CANDIDATE.finditer(view.text):
+            digits = digits_of(m.group())
+            if not (13 <= len(digits) <= 19 and self._ISSUER.match(digits) and _luhn(digits)):
+                continue
+            cue = context_before(view.text, m.start(), self._CARD_CUE, width=40)
+            if not cue and context_before(view.text, m.start(), NUMBER_NOT_CONTACT, width=30):
+                continue
+            grouped = self._GROUPED.fullmatch(m.group()) is not None
+            spelled = is_spelled(message, view, m.start(), m.end())
+            confidence = 0.8 + 0.15 * (cue or grouped or spelled)
+            how = " written as words" if spelled else ""
+            reason = f"a payment card number{how} (its check digit is valid)"
+            yield message.finding(view, self.kind, m.start(), m.end(), confidence, reason)
+
+
+class IpRule:
+    """IPv4 and IPv6 addresses that could locate someone (not loopback, LAN or multicast)."""
+
+    kind = "ip"
+
+    _DOT = rf"(?:\.|{SPOKEN_DOT})"
+    _V4 = re.compile(
+        rf"(?<![\w.])(\d{{1,3}}){_DOT}(\d{{1,3}}){_DOT}(\d{{1,3}}){_DOT}(\d{{1,3}})(?![\w]|\.\d)"
+    )
+    _PLAIN_V4 = re.compile(r"[\d.]+")
+    _V6 = re.compile(r"(?<![\w:.])[0-9a-f:]{2,39}(?:\d{1,3}(?:\.\d{1,3}){3})?(?![\w:.])")
+    _IP_CUE = re.compile(r"\b(?:ip|ipv4|ipv6|address|addr|server|connect|join|host|vpn)\b")
+    _VERSION_CUE = re.compile(
+        r"\b(?:v|ver|version|build|release|update|patch|firmware|driver|minecraft|java|python"
+        r"|node|android|ios|windows|chrome|firefox)\b|\bv(?=\d)"
+    )
+    # Documentation networks (RFC 5737, RFC 3849) stand in for public addresses in tests.
+    _DOCUMENTATION = (
+        ipaddress.ip_network("192.0.2.0/24"),
+        ipaddress.ip_network("198.51.100.0/24"),
+        ipaddress.ip_network("203.0.113.0/24"),
+        ipaddress.ip_network("2001:db8::/32"),
+    )
+
+    def wants(self, message: Message) -> bool:
+        text = message.text
+        if "::" in text or text.count(":") >= 7:
+            return True
+        dots = text.count(".") >= 3 or "dot" in message.words
+        return dots and message.digit_count >= 4
+
+    def find(self, message: Message) -> Iterator[Finding]:
+        view = message.digits
+        text = view.text
+        for m in self._V4.finditer(text):
+            octets = [int(g) for g in m.groups()]
+            if max(octets) > 255 or not self._locates(".".join(map(str, octets))):
+                continue
+            cue = context_before(text, m.start(), self._IP_CUE, width=40)
+            if not cue and (
+                max(octets) < 10 or context_before(text, m.start(), self._VERSION_CUE, width=30)
+            ):
+                continue  # "1.2.3.4" after "version" is a version
+            defanged = self._PLAIN_V4.fullmatch(m.group()) is None
+            reason = "an IPv4 address" + (" with its dots disguised" if defanged else "")
+            yield message.finding(view, self.kind, m.start(), m.end(), 0.8 + 0.15 * cue, reason)
+        if "::" in text or text.count(":") >= 4:
+            yield from self._find_v6(message, view)
+
+    def _find_v6(self, message: Message, view: Normalized) -> Iterator[Finding]:
+        for m in self._V6.finditer(view.text):
+            candidate = m.group()
+            if candidate.count(":") < 2 or sum(c.isalnum() for c in candidate) < 3:
+                continue
+            if "::" not in candidate and candidate.count(":") < 7:
+                continue  # times (12:30:45) and MAC-like pairs are not IPv6
+            if self._locates(candidate):
+                reason = "an IPv6 address"
+                yield message.finding(view, self.kind, m.start(), m.end(), 0.9, reason)
+
+    def _locates(self, candidate: str) -> bool:
+        """Whether the address is one that could point at a person's connection."""
+        try:
+            address = ipaddress.ip_address(candidate)
+        except ValueError:
+            return False
+        if any(address in net for net in self._DOCUMENTATION):
+            return True
+        return address.is_global and not address.is_multicast

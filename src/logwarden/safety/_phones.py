@@ -1,0 +1,230 @@
+"""The rule for phone numbers: national or international, formatted, spaced out or spelled.
+
+Internal and unstable. Candidates are runs of digits (in the digit view, so "five five five
+oh one two three" is one) with the separators people put in phone numbers. A candidate is a
+phone number when it has a possible length and fits the numbering plan of one of the
+detector's regions, or of its country when it starts with "+" or "00"; context words raise
+or lower the confidence ("call me", "text") or veto it ("order", "lobby code").
+
+Validation uses phonenumbers' metadata. ``phonenumbers.parse`` and ``is_valid_number`` cost
+tens of microseconds a call, more than everything else the detector does with a message, so
+``_NumberingPlan`` reads the same metadata once and answers the same question with a few
+precompiled regexes (tests/safety/test_pii.py checks that it agrees with phonenumbers).
+Numbers written with "+" are rare and are still parsed by phonenumbers itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
+from logwarden.safety._base import Finding, Message, context_before
+from logwarden.safety._numbers import (
+    NUMBER_END,
+    NUMBER_NOT_CONTACT,
+    NUMBER_START,
+    digits_of,
+    is_spelled,
+)
+from logwarden.safety._patterns import alternation
+from logwarden.safety.normalize import Normalized
+
+__all__ = ["PhoneRule"]
+
+# Words that, shortly before a number, make it a phone number.
+_PHONE_CUE = re.compile(
+    alternation(
+        [
+            "call", "text", "txt", "phone", "number", "num", "cell", "mobile", "tel",
+            "digits", "ring", "whatsapp", "signal", "sms", "hmu", "contact", "reach", "dial",
+            "imessage", "facetime", "viber",
+        ],
+        leetspeak=True,
+    )
+    + r"|\b(?:my|the|a)[ ]?#|\bno\.|\bnr\b|\bph\b|\bcel\b"
+)  # fmt: skip
+# A unit right after the number: it counts something.
+_COUNTED = re.compile(
+    r"[ ]?(?:robux|coins?|points?|pts|xp|views|likes|followers|subs|subscribers|dollars|bucks"
+    r"|usd|eur|gbp|euros?|pounds|yen|people|times|miles|km|steps|kills|years?|days?|hours?"
+    r"|minutes?|mins?|seconds?|secs?|ms|bytes|kb|mb|gb|tb|k|m|b|x|votes|downloads|plays"
+    r"|gold|gems|credits)\b"
+)
+
+
+# Digits of counting up to 30 and down from 9: "1 2 3 4 5 6 7 8" is not a number to call.
+_COUNTING_UP = "".join(str(i) for i in range(31))
+_COUNTING_DOWN = "9876543210"
+
+
+class PhoneRule:
+    """Phone numbers: national or international, formatted, spaced out or spelled as words."""
+
+    kind = "phone"
+
+    _SEP = r"(?:[ ]{0,2}[\-.)(][ ]{0,2}|[ \t]{1,3}|,[ ]{1,2})"
+    _CANDIDATE = re.compile(
+        rf"{NUMBER_START}(?P<plus>\+[ ]?|00[ ]?)?\(?\d(?:{_SEP}?\d){{5,19}}{NUMBER_END}"
+    )
+    # Layouts people use for phone numbers; a match adds confidence.
+    _LAYOUT = re.compile(
+        r"(?:\+?1[ .\-]?)?\(?\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}"  # North America
+        r"|0\d{4}[ ]?\d{6}|0\d{3}[ ]\d{3}[ ]\d{4}|0\d{2}[ ]\d{4}[ ]\d{4}"  # UK
+        r"|(?:\+|00)[ ]?\d{1,3}[ .\-]?\(?\d{1,5}\)?(?:[ .\-]\d{1,6}){1,5}"  # international
+        r"|\d{3}[\-.]\d{4}"  # local
+    )
+    _SPACED = re.compile(r"\d(?:[ .\-]{1,3}\d){6,}")
+    # Shapes that are not phone numbers even when phonenumbers might accept the digits.
+    _NOT_PHONE = re.compile(
+        r"\d{4}[\-.]\d{1,2}[\-.]\d{1,2}|\d{1,2}[\-.]\d{1,2}[\-.]\d{2,4}"  # dates
+        r"|\d{1,3}(?:\.\d{1,3}){3}"  # IPv4
+        r"|\d{4,}\.\d{1,2}"  # a decimal amount
+        r"|\d{1,2}\.\d{1,2}\.\d+(?:\.\d+)?"  # a version or build number (10.0.19045)
+    )
+
+    def __init__(self, regions: Sequence[str]) -> None:
+        # Regions that share a country code ("US" and "CA" share +1) share one reading.
+        by_code: dict[int, list[PhoneMetadata]] = {}
+        for code in regions:
+            meta = PhoneMetadata.metadata_for_region(code.upper())
+            if meta is None or meta.country_code is None:
+                raise ValueError(f"unknown phone region {code!r}: use ISO 3166 codes like 'US'")
+            by_code.setdefault(meta.country_code, []).append(meta)
+        self._plans = [_NumberingPlan.load(code, metas) for code, metas in by_code.items()]
+
+    def wants(self, message: Message) -> bool:
+        return message.digit_count + message.spelled_count >= 7
+
+    def find(self, message: Message) -> Iterator[Finding]:
+        view = message.digits
+        for m in self._CANDIDATE.finditer(view.text):
+            finding = self._judge(message, view, m)
+            if finding is not None:
+                yield finding
+
+    def _judge(self, message: Message, view: Normalized, m: re.Match[str]) -> Finding | None:
+        raw = m.group()
+        digits = digits_of(raw)
+        if not 7 <= len(digits) <= 15 or self._NOT_PHONE.fullmatch(raw):
+            return None
+        if digits in _COUNTING_UP or digits in _COUNTING_DOWN:
+            return None  # "1 2 3 4 5 6 7 8 9 10" is counting
+        text = view.text
+        cue = context_before(text, m.start(), _PHONE_CUE, width=40)
+        if not cue and (
+            context_before(text, m.start(), NUMBER_NOT_CONTACT, width=30)
+            or _COUNTED.match(text, m.end())
+        ):
+            return None
+        valid, possible = self._check(digits, international=m["plus"] is not None)
+        if not possible:
+            return None
+        spelled = is_spelled(message, view, m.start(), m.end())
+        spaced = self._SPACED.fullmatch(raw) is not None and not self._LAYOUT.fullmatch(raw)
+        confidence = (0.75 if valid else 0.45) + 0.2 * cue
+        confidence += 0.15 * (self._LAYOUT.fullmatch(raw.strip("() ")) is not None)
+        confidence += 0.15 * (spelled or spaced)
+        if confidence < 0.6:
+            return None
+        how = " written as words" if spelled else " with its digits spaced apart" if spaced else ""
+        reason = f"a{'' if valid else ' possible'} phone number{how}"
+        return message.finding(view, self.kind, m.start(), m.end(), confidence, reason)
+
+    def _check(self, digits: str, *, international: bool) -> tuple[bool, bool]:
+        """(valid, possible) for the digits, as an international number or in any region."""
+        if international:  # a "+" number has one reading; regions do not apply
+            try:
+                parsed = phonenumbers.parse("+" + digits.removeprefix("00"), None)
+            except phonenumbers.NumberParseException:
+                return False, False
+            if not phonenumbers.is_possible_number(parsed):
+                return False, False
+            return phonenumbers.is_valid_number(parsed), True
+        possible = False
+        for plan in self._plans:
+            for national in plan.readings(digits):
+                if plan.is_valid(national):
+                    return True, True
+                possible = True
+            possible = possible or len(digits) in plan.local_lengths
+        return False, possible
+
+
+# The number types phonenumbers distinguishes; a valid number matches one of them.
+_TYPES = (
+    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+    "voicemail", "fixed_line", "mobile",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One region's numbering plan from phonenumbers' metadata, compiled once."""
+
+    general: re.Pattern[str]
+    types: tuple[tuple[re.Pattern[str], frozenset[int]], ...]
+
+    @classmethod
+    def load(cls, meta: PhoneMetadata) -> _Plan:
+        general = meta.general_desc
+        pattern = general.national_number_pattern if general else None
+        default_lengths = frozenset(general.possible_length or ()) if general else frozenset()
+        types = []
+        for name in _TYPES:
+            desc = getattr(meta, name)
+            if desc is not None and desc.national_number_pattern:
+                lengths = frozenset(desc.possible_length or ()) or default_lengths
+                types.append((re.compile(desc.national_number_pattern), lengths))
+        return cls(re.compile(pattern or "(?!)"), tuple(types))
+
+    def is_valid(self, national: str) -> bool:
+        """What ``phonenumbers.is_valid_number_for_region`` answers for this region."""
+        if self.general.fullmatch(national) is None:
+            return False
+        n = len(national)
+        return any(p.fullmatch(national) and n in lengths for p, lengths in self.types)
+
+
+@dataclass(frozen=True, slots=True)
+class _NumberingPlan:
+    """The regions of one country code that the detector reads national numbers for.
+
+    The national formats of these regions are simple enough (an optional trunk prefix such as
+    "0" or "1", or the country code written without "+") to strip by hand, so no
+    ``phonenumbers.parse`` is needed.
+    """
+
+    country_code: int
+    trunk_prefix: str
+    lengths: frozenset[int]
+    local_lengths: frozenset[int]
+    plans: tuple[_Plan, ...]  # one per region asked for that uses this country code
+
+    @classmethod
+    def load(cls, country_code: int, metas: Sequence[PhoneMetadata]) -> _NumberingPlan:
+        lengths: set[int] = set()
+        local: set[int] = set()
+        prefix = ""
+        for meta in metas:
+            prefix = prefix or meta.national_prefix or ""
+            if meta.general_desc is not None:
+                lengths.update(meta.general_desc.possible_length or ())
+                local.update(meta.general_desc.possible_length_local_only or ())
+        plans = tuple(_Plan.load(meta) for meta in metas)
+        return cls(country_code, prefix, frozenset(lengths), frozenset(local), plans)
+
+    def is_valid(self, national: str) -> bool:
+        return any(plan.is_valid(national) for plan in self.plans)
+
+    def readings(self, digits: str) -> Iterator[str]:
+        """The national numbers ``digits`` could be here, each of a possible length."""
+        for prefix in (str(self.country_code), self.trunk_prefix, ""):
+            if not digits.startswith(prefix) or (prefix == "" and digits[0] == "0"):
+                continue
+            national = digits[len(prefix) :]
+            if len(national) in self.lengths and national[0] != "0":
+                yield national

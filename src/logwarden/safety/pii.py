@@ -1,0 +1,117 @@
+"""Personal-information detection for one chat message, run before the message is relayed.
+
+``detect(text)`` returns the personal information a message would give away: phone numbers,
+email addresses, social and messaging handles, web addresses, street addresses, payment
+cards, IP addresses, and a participant stating that they are a minor (``KINDS``). Each
+``Finding`` carries its span in the original text, a confidence and a reason a person can
+read; the reason never repeats the value.
+
+How it works:
+
+1. The message is normalised (``normalize.py``): invisible characters, look-alike letters,
+   fullwidth and keycap digits stop mattering, and every character keeps its original span.
+2. Each rule first says, from cheap facts about the message (has it a digit, an ``@``, one
+   of the rule's cue words?), whether it could find anything; most chat lines interest no
+   rule and cost a few set lookups.
+3. A rule that is interested looks for candidates with bounded regular expressions and
+   checks them (phonenumbers for phones, Luhn for cards, ``ipaddress`` for IPs, context words
+   for everything that could be an ordinary number or word).
+4. Findings of one kind never overlap (the most confident wins), and a finding inside a more
+   specific one of another kind is dropped (a phone number inside a card number, a URL
+   inside an email address).
+
+The rules live in private modules: ``_phones`` (phone), ``_numbers`` (card, ip),
+``_contact`` (email, url), ``_handles`` (handle) and ``_personal`` (address, age).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from logwarden.safety._base import KINDS, Finding, Message, Rule
+from logwarden.safety._contact import EmailRule, UrlRule
+from logwarden.safety._handles import HandleRule
+from logwarden.safety._numbers import CardRule, IpRule
+from logwarden.safety._personal import AddressRule, AgeRule
+from logwarden.safety._phones import PhoneRule
+from logwarden.safety.normalize import normalize
+
+__all__ = ["DEFAULT_REGIONS", "KINDS", "Finding", "PiiDetector", "detect"]
+
+# Regions whose national phone formats are tried for numbers written without "+": the
+# English-speaking countries. Numbers written with "+" or "00" are read for every country.
+DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "CA", "AU", "IE", "NZ", "IN")
+
+# A finding of the key's kind is dropped when it overlaps one of these kinds: the other
+# finding explains the same characters better.
+_OUTRANKED_BY: dict[str, tuple[str, ...]] = {
+    "phone": ("card", "ip", "email", "url"),
+    "ip": ("url", "email"),
+    "url": ("email",),
+    "handle": ("url", "email"),
+    "address": ("phone", "card"),
+}
+
+
+class PiiDetector:
+    """Finds personal information in single messages; build once, call ``detect`` often.
+
+    Args:
+        regions: ISO 3166 region codes whose national phone number formats are accepted
+            for numbers written without a country code.
+        min_confidence: findings below this confidence (0..1) are not reported.
+    """
+
+    def __init__(
+        self, *, regions: Sequence[str] = DEFAULT_REGIONS, min_confidence: float = 0.5
+    ) -> None:
+        self._rules: tuple[Rule, ...] = (
+            PhoneRule(regions),
+            CardRule(),
+            IpRule(),
+            EmailRule(),
+            UrlRule(),
+            HandleRule(),
+            AddressRule(),
+            AgeRule(),
+        )
+        self._min_confidence = min_confidence
+
+    def detect(self, text: str) -> list[Finding]:
+        """The personal information in ``text``: sorted by start, no overlaps within a kind.
+
+        Accepts any ``str`` (empty, huge, lone surrogates, control characters) and never
+        raises for one.
+        """
+        message = Message(normalize(text))
+        found: list[Finding] = []
+        for rule in self._rules:
+            if rule.wants(message):
+                found.extend(rule.find(message))
+        return _resolve([f for f in found if f.confidence >= self._min_confidence])
+
+
+def _resolve(findings: list[Finding]) -> list[Finding]:
+    """One finding per stretch of text and kind, the best first; outranked kinds dropped."""
+    if len(findings) < 2:
+        return findings
+    kept: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (-f.confidence, f.start - f.end, f.start)):
+        if not any(k.kind == f.kind and k.start < f.end and f.start < k.end for k in kept):
+            kept.append(f)
+    kept = [f for f in kept if not _outranked(f, kept)]
+    kept.sort(key=lambda f: (f.start, f.end, f.kind))
+    return kept
+
+
+def _outranked(finding: Finding, others: list[Finding]) -> bool:
+    better = _OUTRANKED_BY.get(finding.kind, ())
+    return any(o.kind in better and o.start < finding.end and finding.start < o.end for o in others)
+
+
+_DEFAULT = PiiDetector()
+
+
+def detect(text: str) -> list[Finding]:
+    """``PiiDetector().detect(text)`` with the default settings, built once per process."""
+    return _DEFAULT.detect(text)
