@@ -291,6 +291,27 @@ def sessions_show(
         )
         if r["comment"]:
             out.print(f"  {_inert(r['comment'])}", markup=False, highlight=False)
+    for event in transcript.safety:
+        when = _utc(event["at"])
+        if event["kind"] == "warning":
+            kinds = ", ".join(event.get("kinds", []))
+            line = f"safety: {slot_name.get(event['slot'], '?')} was warned at {when} ({kinds}): "
+            out.print(line + str(event.get("decision")), markup=False, highlight=False)
+        else:
+            flags = ", ".join(event.get("flags", [])) or "no flags"
+            level, score = event.get("level"), event.get("score")
+            out.print(
+                f"safety: risk {level} at {when}, score {score} ({flags})",
+                markup=False,
+                highlight=False,
+            )
+            for why in event.get("reasons", []):
+                who = slot_name.get(int(why.get("sender", -1)), "?")
+                out.print(
+                    f"  message {why.get('message')} by {who}: {why.get('why')}",
+                    markup=False,
+                    highlight=False,
+                )
 
 
 @sessions_app.command("hold")

@@ -32,6 +32,7 @@ class Transcript:
     participants: list[dict[str, Any]]
     messages: list[dict[str, Any]]
     reports: list[dict[str, Any]]
+    safety: list[dict[str, Any]]  # safety events: warnings and risk escalations (no text)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -87,4 +88,8 @@ def open_transcript(record: SessionRecord, vault: Vault) -> Transcript:
         participants=participants,
         messages=messages,
         reports=reports,
+        safety=[
+            {"kind": e.kind, "slot": e.slot, "at": e.at, **json.loads(e.detail)}
+            for e in record.safety
+        ],
     )

@@ -169,8 +169,9 @@ class TestRisk:
         assert a.expect("ended")["reason"] == "safety"
         risk = [detail for kind, detail in safety_events(live_server, session) if kind == "risk"]
         assert risk and risk[-1]["level"] == "high" and risk[-1]["preserve"] is True
-        indicators = {r["indicator"] for r in risk[-1]["reasons"]}  # type: ignore[union-attr]
-        assert {"sextortion.threat", "sextortion.demand"} <= indicators
+        named = {(r["indicator"], r["message"]) for r in risk[-1]["reasons"]}  # type: ignore[union-attr]
+        # Reasons name the message by its seq in the chat (the threat was message 2).
+        assert {("sextortion.threat", 2), ("sextortion.demand", 2)} <= named
         assert SEXTORTION not in json.dumps(risk)
         store = SqlStore.sqlite(live_server.data_dir / "logwarden.db")
         try:

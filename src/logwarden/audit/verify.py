@@ -19,6 +19,7 @@ Three layers, each naming what it finds (docs/audit.md):
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -342,6 +343,7 @@ def _check_session(
     problems.extend(_compare_end(record, by_kind.get("end", [])))
     problems.extend(_compare_reports(record, by_kind.get("report", [])))
     problems.extend(_compare_state(record, by_kind))
+    problems.extend(_compare_safety(record, by_kind.get("safety", [])))
 
 
 def _destroyed(by_kind: dict[str, list[tuple[int, dict[str, Any]]]]) -> set[str]:
@@ -455,6 +457,25 @@ def _compare_reports(
         yield Problem(
             index, f"session {sid}: the report of entry {index} is missing from the store"
         )
+
+
+def _compare_safety(
+    record: SessionRecord, entries: list[tuple[int, dict[str, Any]]]
+) -> Iterator[Problem]:
+    """Each safety event row is the one its entry records, in order."""
+    sid = record.session.id
+    for n, (event, (index, fields)) in enumerate(zip(record.safety, entries, strict=False)):
+        detail = {k: v for k, v in fields.items() if k not in {"kind", "at", "session", "slot"}}
+        kind = detail.pop("event", None)
+        if (event.kind, event.at, event.slot) != (kind, fields.get("at"), fields.get("slot")) or (
+            json.loads(event.detail) != detail
+        ):
+            yield Problem(index, f"session {sid}: safety event {n + 1} differs from entry {index}")
+    if len(record.safety) > len(entries):
+        yield Problem(None, f"session {sid}: a safety event has no audit entry: it was inserted")
+    elif len(record.safety) < len(entries):
+        index = entries[len(record.safety)][0]
+        yield Problem(index, f"session {sid}: the safety event of entry {index} is missing")
 
 
 def _compare_state(

@@ -154,6 +154,7 @@ class ChatSession:
         self.flags_recorded: set[str] = set()  # risk flags already in the log
         self.escalated = False  # a risk event is in the log
         self.notified: set[int] = set()  # slots that got the safety message
+        self.scored: list[int] = []  # the seq of each message the risk scorer has seen
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -435,9 +436,9 @@ class ChatServer:
         self._send(session.peer_of(client), encode("message", text=text, seq=seq, at=at))
         self._send(client, encode("sent", seq=seq, at=at))
         if session.risk is not None:
-            self._act_on_risk(
-                session, session.risk.observe(str(session.slot_of(client)), text, findings)
-            )
+            session.scored.append(seq)
+            sender = str(session.slot_of(client))
+            self._act_on_risk(session, session.risk.observe(sender, text, findings))
 
     def _reply(self, client: Client, frame: str) -> None:
         """Send a reply in the order of the frames it answers: after those of messages still
@@ -472,8 +473,11 @@ class ChatServer:
         if (decision.review or decision.preserve) and (new_flags or not session.escalated):
             session.escalated = True
             session.flags_recorded.update(assessment.flags)
-            reasons = assessment.as_json()["reasons"]
-            assert isinstance(reasons, list)
+            # The scorer counts messages from 0; the log names them by their seq.
+            reasons = [
+                {**reason.as_json(), "message": session.scored[reason.index]}
+                for reason in assessment.reasons[-_MAX_REASONS_LOGGED:]
+            ]
             self._log_safety(
                 session,
                 slot=None,
@@ -482,7 +486,7 @@ class ChatServer:
                     "score": round(assessment.score, 1),
                     "level": assessment.level,
                     "flags": list(assessment.flags),
-                    "reasons": reasons[-_MAX_REASONS_LOGGED:],
+                    "reasons": reasons,
                     "review": decision.review,
                     "preserve": decision.preserve,
                     "end_chat": decision.end_chat and self._end_chats,
