@@ -412,6 +412,107 @@ def retention_check(
     raise typer.Exit(code=1)
 
 
+@app.command()
+def scan(
+    source: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A file of messages, one per line [default: standard input].", show_default=False
+        ),
+    ] = None,
+    jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl",
+            help="Lines are JSON objects with a `text` field (the default for a .jsonl file).",
+        ),
+    ] = False,
+    conversations: Annotated[
+        bool,
+        typer.Option(
+            "--conversations",
+            help='Lines are conversations, {"messages": [[sender, text], ...]}: print each '
+            "one's risk score, level, flags and reasons.",
+        ),
+    ] = False,
+) -> None:
+    """Run the safety engine outside the chat: one JSON object out per line in (docs/safety.md).
+
+    A line that cannot be read gives {"error": ...} in its place, and the exit status is 1."""
+    from logwarden.safety import PiiDetector, score_conversation
+
+    detector = PiiDetector()
+    as_json = jsonl or conversations or (source is not None and source.suffix == ".jsonl")
+    failed = False
+    try:
+        lines = _input_lines(source)
+        for number, line in enumerate(lines, start=1):
+            try:
+                if conversations:
+                    messages = _conversation(line)
+                    result = score_conversation(messages, detector=detector.detect).as_json()
+                else:
+                    text = _message_text(line) if as_json else line
+                    result = {"findings": [f.as_json() for f in detector.detect(text)]}
+            except ValueError as exc:
+                failed = True
+                result = {"error": f"line {number}: {exc}"}
+            print(json.dumps(result, ensure_ascii=False))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {source}: {exc.strerror}") from None
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _input_lines(source: Path | None) -> Iterator[str]:
+    import sys
+
+    # errors="replace": a stray byte is a character the detector skips, not a crash.
+    stream = (
+        open(source, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115 - closed below
+        if source is not None
+        else open(sys.stdin.fileno(), encoding="utf-8", errors="replace", newline="", closefd=False)  # noqa: SIM115
+    )
+    with stream:
+        for line in stream:
+            yield line.rstrip("\r\n")
+
+
+def _message_text(line: str) -> str:
+    document = _json_object(line)
+    text = document.get("text")
+    if not isinstance(text, str):
+        raise ValueError('no "text" string')
+    return text
+
+
+def _conversation(line: str) -> list[tuple[str, str]]:
+    document = _json_object(line)
+    messages = document.get("messages")
+    if not isinstance(messages, list):
+        raise ValueError('no "messages" list')
+    pairs = []
+    for n, item in enumerate(messages):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(part, str) for part in item)
+        ):
+            raise ValueError(f"message {n} is not [sender, text] (two strings)")
+        pairs.append((item[0], item[1]))
+    return pairs
+
+
+def _json_object(line: str) -> dict[str, Any]:
+    try:
+        document = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    return document
+
+
 KeyOption = Annotated[
     str | None,
     typer.Option(
