@@ -23,6 +23,7 @@ import html
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,8 +33,8 @@ from logwarden.audit import merkle
 from logwarden.audit.entries import entry, parse_body
 from logwarden.audit.log import AuditLog
 from logwarden.audit.proofs import verify_inclusion
-from logwarden.errors import AuditVerificationError
-from logwarden.store import Store
+from logwarden.errors import AuditVerificationError, KeyDestroyedError
+from logwarden.store import AuditEntryRow, Store
 from logwarden.transcripts import open_transcript
 from logwarden.vault import Vault, text_commitment
 
@@ -92,6 +93,7 @@ class TranscriptPackage:
     exported_at: int
     exported_by: str
     reason: str
+    export_entry: PackageEntry
 
     def transcript_json(self) -> dict[str, Any]:
         return {
@@ -115,7 +117,12 @@ class TranscriptPackage:
                 }
                 for m in self.messages
             ],
-            "exported": {"at": self.exported_at, "by": self.exported_by, "reason": self.reason},
+            "exported": {
+                "at": self.exported_at,
+                "by": self.exported_by,
+                "reason": self.reason,
+                "entry": self.export_entry.as_json(),
+            },
         }
 
     def to_zip(self) -> bytes:
@@ -148,6 +155,32 @@ def verify_package(data: bytes, *, verifier_key: str | None = None) -> VerifiedT
     ``verifier_key`` is the log's key as its operator publishes it; without it, the package's
     own ``audit.pub`` is used and the result says so (anyone can sign their own log).
     """
+    try:
+        return _verify_package(data, verifier_key)
+    except AuditVerificationError:
+        raise
+    # A hostile package must get a verdict, not a traceback: whatever the archive or JSON
+    # layer raises on input built to break it (a damaged deflate stream, an encrypted member,
+    # nesting 100,000 deep, a 5,000-digit number, a lone surrogate) means "does not verify".
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+        RecursionError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        EOFError,
+    ) as exc:
+        raise AuditVerificationError(
+            f"the package is malformed ({exc.__class__.__name__}: {str(exc)[:200]})"
+        ) from None
+
+
+def _verify_package(data: bytes, verifier_key: str | None) -> VerifiedTranscript:
     # 1. Read the archive: exactly the expected members, each of bounded size.
     members = _read_members(data)
     try:
@@ -230,39 +263,62 @@ def _check_document(
     result.session_id = session_id
     if start.get("kind") != "session" or start.get("session") != session_id:
         raise AuditVerificationError("the session's entry is not this session's start")
-    if start.get("at") != session.get("started_at"):
+    if not _same(start.get("at"), session.get("started_at")):
         raise AuditVerificationError("the start time differs from the session's entry")
     for position, message in enumerate(messages, start=1):
         _check_message(position, message, session_id, salt, checkpoint)
     result.messages = len(messages)
+    _check_export(document.get("exported"), session_id, checkpoint)
     if end is None:
+        if session.get("ended_at") is not None or session.get("end_reason") is not None:
+            raise AuditVerificationError(
+                "the package says the session ended but holds no end entry to prove it"
+            )
         result.warnings.append(
             "the session had not ended when it was exported: later messages may exist"
         )
         return
     if end.get("kind") != "end" or end.get("session") != session_id:
         raise AuditVerificationError("the end entry is not this session's end")
-    if (end.get("at"), end.get("reason")) != (session.get("ended_at"), session.get("end_reason")):
+    if not (
+        _same(end.get("at"), session.get("ended_at"))
+        and _same(end.get("reason"), session.get("end_reason"))
+    ):
         raise AuditVerificationError("the end time or reason differs from the session's end entry")
     counted = end.get("messages")
-    if isinstance(counted, int) and counted != len(messages):
+    if _is_int(counted) and counted != len(messages):
         raise AuditVerificationError(
             f"the log recorded {counted} messages in this session; the package holds "
             f"{len(messages)}: messages were dropped or added"
         )
-    result.complete = isinstance(counted, int)
+    result.complete = _is_int(counted)
+
+
+def _check_export(exported: Any, session_id: str, checkpoint: notes.Checkpoint) -> None:
+    """Who exported the transcript, when and why, as its own entry proves."""
+    if not isinstance(exported, dict):
+        raise AuditVerificationError("the package does not say who exported it")
+    fields = _included(exported.get("entry"), checkpoint, "the export entry")
+    if fields.get("kind") != "export" or fields.get("session") != session_id:
+        raise AuditVerificationError("the export entry is not an export of this session")
+    for name in ("at", "by", "reason"):
+        if not _same(fields.get(name), exported.get(name)):
+            raise AuditVerificationError(
+                f"who exported the transcript, when or why differs from the export entry ({name})"
+            )
 
 
 def _check_message(
     position: int, message: Any, session_id: str, salt: bytes, checkpoint: notes.Checkpoint
 ) -> None:
-    try:
-        seq, slot, at, text = (message[k] for k in ("seq", "slot", "at", "text"))
-        fields = _included(message["entry"], checkpoint, f"message {position}'s entry")
-        if not isinstance(text, str):
-            raise TypeError("text is not a string")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AuditVerificationError(f"message {position} is malformed: {exc}") from None
+    if not isinstance(message, dict):
+        raise AuditVerificationError(f"message {position} is not an object")
+    seq, slot, at, text = (message.get(k) for k in ("seq", "slot", "at", "text"))
+    if not (_is_int(seq) and _is_int(slot) and _is_int(at) and isinstance(text, str)):
+        raise AuditVerificationError(
+            f"message {position} needs integer seq, slot and at and a text string"
+        )
+    fields = _included(message.get("entry"), checkpoint, f"message {position}'s entry")
     if fields.get("kind") != "message" or fields.get("session") != session_id:
         raise AuditVerificationError(f"message {position}'s entry is not a message of this session")
     if seq != position or fields.get("seq") != position:
@@ -283,10 +339,12 @@ def _check_message(
 
 def _included(packaged: Any, checkpoint: notes.Checkpoint, what: str) -> dict[str, Any]:
     """The fields of a packaged entry, once its inclusion in the checkpoint is proven."""
-    index = packaged["index"]
-    body = _str(packaged["body"]).encode("ascii")
+    if not isinstance(packaged, dict) or not isinstance(packaged.get("proof"), list):
+        raise AuditVerificationError(f"{what} is malformed (no index, body and proof)")
+    index: Any = packaged.get("index")
+    body = _str(packaged.get("body")).encode("ascii")
     proof = [bytes.fromhex(_str(h)) for h in packaged["proof"]]
-    if not isinstance(index, int) or not 0 <= index < checkpoint.size:
+    if not _is_int(index) or not 0 <= index < checkpoint.size:
         raise AuditVerificationError(f"{what} has index {index!r}, outside the checkpoint")
     try:
         verify_inclusion(
@@ -301,6 +359,16 @@ def _included(packaged: Any, checkpoint: notes.Checkpoint, what: str) -> dict[st
     return parse_body(index, body)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same type: 1, 1.0 and true are three different things here."""
+    return type(a) is type(b) and a == b
+
+
+def _is_int(value: Any) -> bool:
+    """An integer, and not a bool: JSON's true is not 1 here, nor 1.0."""
+    return type(value) is int
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
@@ -312,8 +380,8 @@ def _str(value: Any) -> str:
 
 def render_html(document: dict[str, Any]) -> str:
     """The transcript for people: every value escaped, no script, no remote resource."""
-    session = document.get("session") or {}
-    exported = document.get("exported") or {}
+    session = _mapping(document.get("session"))
+    exported = _mapping(document.get("exported"))
     rows = "\n".join(
         f"<tr><td>{_h(m.get('seq'))}</td><td>{_h(_time(m.get('at')))}</td>"
         f"<td>{'AB'[m['slot']] if m.get('slot') in (0, 1) else _h(m.get('slot'))}</td>"
@@ -347,6 +415,10 @@ below against the log's signed checkpoint. This page is a rendering of transcrip
 """
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _h(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
@@ -377,12 +449,18 @@ def build_package(
     if record is None:
         raise AuditVerificationError(f"no session {session_id!r}")
     transcript = open_transcript(record, vault)
-    if any(m["text"] is None for m in transcript.messages):
+    try:
+        salt = vault.audit_salt(session_id)
+    except KeyDestroyedError:
+        salt = None
+    if salt is None or any(m["text"] is None for m in transcript.messages):
         raise AuditVerificationError(
             f"session {session_id}'s text is destroyed (retention): nothing to export"
         )
     now = audit.now_ms()
-    audit.append([entry("export", at=now, session_id=session_id, by=by, reason=reason)])
+    export_index = audit.append(
+        [entry("export", at=now, session_id=session_id, by=by, reason=reason)]
+    )
     audit.checkpoint()
     note = store.audit_head().checkpoint
     if note is None:
@@ -410,7 +488,7 @@ def build_package(
         started_at=transcript.started_at,
         ended_at=transcript.ended_at,
         end_reason=transcript.end_reason,
-        salt=vault.audit_salt(session_id),
+        salt=salt,
         messages=messages,
         session_entry=starts[0],
         end_entry=ends[-1] if ends else None,
@@ -420,4 +498,12 @@ def build_package(
         exported_at=now,
         exported_by=by,
         reason=reason,
+        export_entry=packaged(export_index, _body_of(entries, export_index)),
     )
+
+
+def _body_of(entries: list[AuditEntryRow], index: int) -> bytes:
+    for e in entries:
+        if e.idx == index:
+            return e.body
+    raise AuditVerificationError(f"entry {index} is not covered by the checkpoint")

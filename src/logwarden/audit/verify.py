@@ -125,7 +125,6 @@ class _Sessions:
     def __init__(self) -> None:
         self.started: dict[str, int] = {}  # session id → index of its "session" entry
         self.deleted: set[str] = set()
-        self.first_at: int | None = None
 
 
 def _entries(store: Store) -> Iterator[AuditEntryRow]:
@@ -148,16 +147,15 @@ def _recompute(
     tree = merkle.CompactRange()
     stored = store.audit_nodes()
     pending = list(signed)
-    flagged_until = -1  # entries up to here are already named by a problem
+    named: list[tuple[int, int]] = []  # ranges of entries a problem already names
 
     def check_node(level: int, index: int, h: bytes) -> None:
-        nonlocal flagged_until
         if not level or level % NODE_STRIDE:
             return
         first, last = index << level, ((index + 1) << level) - 1
         found = stored.get((level, index))
-        if found == h or last <= flagged_until:
-            return
+        if found == h or any(a <= last and first <= b for a, b in named):
+            return  # a node over an entry already named says nothing new
         what = "is missing" if found is None else "does not match the entries under it"
         result.problems.append(
             Problem(
@@ -166,7 +164,7 @@ def _recompute(
                 "an entry there was altered (its body and leaf hash both)",
             )
         )
-        flagged_until = last
+        named.append((first, last))
 
     for row in _entries(store):
         if row.idx != tree.size:
@@ -179,13 +177,16 @@ def _recompute(
                     f"entries {tree.size}..{row.idx - 1} are missing: removed from the log",
                 )
             )
-            flagged_until = max(flagged_until, row.idx - 1)
+            named.append((tree.size, row.idx - 1))
             while tree.size < row.idx:  # keep the indexes: later entries are named rightly
                 tree.append(merkle.EMPTY_ROOT)
         pending = _check_roots(tree, pending, result)
         leaf = merkle.leaf_hash(row.body)
         if _check_entry(row, leaf, sessions, result):
-            flagged_until = max(flagged_until, row.idx)
+            named.append((row.idx, row.idx))
+            # Go on with the stored leaf hash: the nodes above are then checked against what
+            # was stored, and an altered body is named once, at its entry.
+            leaf = row.leaf_hash if len(row.leaf_hash) == merkle.HASH_SIZE else leaf
         tree.append(leaf, on_node=check_node)
     result.size = tree.size
     _check_roots(tree, pending, result)
@@ -213,8 +214,6 @@ def _check_entry(
             Problem(row.idx, f"entry {row.idx}: its columns do not match its body: altered")
         )
         return True
-    if sessions.first_at is None:
-        sessions.first_at = row.at
     if row.kind == "session" and row.session_id is not None:
         sessions.started.setdefault(row.session_id, row.idx)
     elif row.kind == "delete" and row.session_id is not None:
@@ -258,6 +257,12 @@ def _check_head(
                 f"a checkpoint was signed for {size} entries but the log holds {tree.size}: "
                 f"entries {tree.size}..{size - 1} were removed (the log was truncated)",
             )
+        )
+    covered = signed[-1].checkpoint.size if signed else 0
+    if covered < tree.size:
+        result.notes.append(
+            f"entries {covered}..{tree.size - 1} are not covered by a signed checkpoint yet "
+            "(`logwarden audit checkpoint` signs one)"
         )
     head = store.audit_head()
     if head.size != tree.size or head.root != tree.root():
@@ -305,23 +310,34 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
                 "records its deletion",
             )
         )
-    legacy = 0
     for session_id in sorted(in_store):
         record = store.session(session_id)
         if record is None:
             continue  # deleted since the list was read
         entries = store.audit_entries_of(session_id)
         if not entries:
-            if sessions.first_at is None or record.session.started_at < sessions.first_at:
-                legacy += 1
-                continue
+            # Fail closed: a session's start time is the attacker's to write, so "older than
+            # the log" cannot excuse it (a log upgraded from before the audit log says so too).
             result.problems.append(
-                Problem(None, f"session {session_id} has no audit entry: it was inserted")
+                Problem(
+                    None,
+                    f"session {session_id} has no audit entry: it was inserted (or recorded "
+                    "before this log had an audit log)",
+                )
             )
             continue
-        _check_session(record, [(e.idx, parse_body(e.idx, e.body)) for e in entries], result)
-    if legacy:
-        result.notes.append(f"{legacy} sessions were recorded before the audit log began")
+        _check_session(record, _readable(entries), result)
+
+
+def _readable(entries: list[AuditEntryRow]) -> list[tuple[int, dict[str, Any]]]:
+    """The entries whose bodies read; the others are named by the first layer already."""
+    readable = []
+    for e in entries:
+        try:
+            readable.append((e.idx, parse_body(e.idx, e.body)))
+        except AuditVerificationError:
+            continue
+    return readable
 
 
 def _check_session(

@@ -1,0 +1,940 @@
+"""Tamper drills: someone with write access to the database alters, removes, inserts or reorders
+rows, cuts the log short or replaces a signed checkpoint, and `audit verify` names what they did
+(docs/audit.md).
+
+The log is made once per backend by the real recorder (chats with messages, a report, ends), the
+retention service (a flag, a hold) and an ``AuditLog`` that signs checkpoints; every drill runs on
+a fresh copy of it (a copied SQLite file, or a PostgreSQL database put back to it, which is much
+quicker than a new database per drill) and tampers with raw SQL, as an attacker with database
+access would.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import select, text
+
+from logwarden.audit import checkpoint as notes
+from logwarden.audit import merkle
+from logwarden.audit.log import AuditLog
+from logwarden.audit.verify import Verification, verify_log
+from logwarden.retention.policy import DAY_MS
+from logwarden.store import SqlStore, schema
+from logwarden.testing import serve_in_process
+from tests.conftest import POSTGRES_ADMIN_URL, TEST_SERVER_ENV
+from tests.recorder.test_session_log import run_scripted_chat
+from tests.retention.conftest import (
+    AUDIT_SIGNER,
+    ERASABLE_AFTER_MS,
+    T0,
+    Chat,
+    Deployment,
+    attach_deployment,
+    open_deployment,
+)
+from tests.test_cli import logwarden
+
+# Another key for the same origin: what someone without the log's key can sign with.
+FORGER = notes.SigningKey.from_seed(AUDIT_SIGNER.name, seed=bytes(range(1, 33)))
+MINUTE_MS = 61_000  # a little over the history's one checkpoint a minute, in ms
+
+
+# -- the log, made once per backend ---------------------------------------------------------------
+
+
+@dataclass
+class Built:
+    """A log made by the recorder and retention, kept as a template for the drills."""
+
+    backend: str
+    data_dir: Path  # keys, and the SQLite file
+    database: str | None  # the PostgreSQL template database
+    chats: dict[str, Chat]
+    entries: dict[str, dict[str, list[int]]]  # role → kind → entry indexes
+    checkpoints: list[int]  # the sizes signed
+    ended_at: int  # the clock when the log was made
+    size: int  # entries
+
+
+@dataclass
+class Copy:
+    """A copy of the built log: a store over it and raw SQL on it."""
+
+    built: Built
+    store: SqlStore
+    data_dir: Path
+
+    def run(self, statement: str, **params: Any) -> int:
+        """Execute one statement in its own transaction; the number of rows it touched."""
+        with self.store._engine.begin() as conn:
+            return conn.execute(text(statement), params).rowcount
+
+    def rows(self, query: str, **params: Any) -> list[Any]:
+        with self.store._engine.connect() as conn:
+            return list(conn.execute(text(query), params))
+
+    def value(self, query: str, **params: Any) -> Any:
+        with self.store._engine.connect() as conn:
+            return conn.execute(text(query), params).scalar_one()
+
+    def verify(self) -> Verification:
+        return verify_log(self.store, verifier=AUDIT_SIGNER.verifier(), origin=AUDIT_SIGNER.name)
+
+    def entry(self, role: str, kind: str, n: int = 0) -> int:
+        """The index of the ``n``-th entry of ``kind`` about the chat ``role``."""
+        return self.built.entries[role][kind][n]
+
+    def sid(self, role: str) -> str:
+        return self.built.chats[role].session_id
+
+
+def build(d: Deployment) -> tuple[dict[str, Chat], list[int]]:
+    """Chats, a report, a flag and a hold, with checkpoints signed a minute apart in between.
+
+    Enough entries (over 32) that the stored tree nodes (every 16 leaves) cover some of them.
+    """
+    audit = AuditLog(d.store, signer=AUDIT_SIGNER, clock=d.clock)
+    chats: dict[str, Chat] = {}
+    signed: list[int] = []
+
+    def checkpoint() -> None:
+        assert audit.checkpoint() is not None
+        signed.append(d.store.audit_head().size)
+        d.at(d.clock.now_ms() + MINUTE_MS)
+
+    chats["plain"] = d.chat(messages=5)
+    chats["reported"] = d.chat(messages=5, report=True)
+    checkpoint()
+    chats["held"] = d.chat(messages=4)
+    assert d.retention.hold(chats["held"].session_id, reason="case 17", by="legal") is not None
+    chats["flagged"] = d.chat(messages=4)
+    assert d.retention.flag(chats["flagged"].session_id, by="safety", reason="pii") is not None
+    checkpoint()
+    chats["last"] = d.chat(messages=3)
+    checkpoint()
+    return chats, signed
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Built]:
+    """The log on each backend (PostgreSQL in a database of its own, dropped after).
+
+    The retention tests' ``backend`` fixture, made once per module: building the log is the
+    expensive part, and every drill starts from a copy of it.
+    """
+    data_dir = tmp_path_factory.mktemp(f"tamper-{request.param}") / "data"
+    database = None
+    if request.param == "sqlite":
+        data_dir.mkdir(mode=0o700)
+        store = SqlStore.sqlite(data_dir / "logwarden.db")
+    else:
+        request.getfixturevalue("postgres_url")  # skips, or fails in CI, if unreachable
+        database = f"logwarden_tamper_{secrets.token_hex(6)}"
+        admin("CREATE DATABASE " + database)
+        store = SqlStore.postgres(database_url(database))
+    try:
+        with open_deployment(data_dir, store) as d:
+            chats, signed = build(d)
+            ended_at = d.clock.now_ms()
+            rows = d.store.audit_entries(0, 1 << 62)
+        entries: dict[str, dict[str, list[int]]] = {}
+        for role, chat in chats.items():
+            kinds = entries.setdefault(role, {})
+            for row in rows:
+                if row.session_id == chat.session_id:
+                    kinds.setdefault(row.kind, []).append(row.idx)
+        yield Built(request.param, data_dir, database, chats, entries, signed, ended_at, len(rows))
+    finally:
+        if database is not None:
+            admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def admin(statement: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as db:
+        db.execute(statement)  # our own names, never input
+
+
+def database_url(name: str) -> str:
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+# Parents before children: the order rows are put back in.
+TABLES = (
+    schema.sessions,
+    schema.participants,
+    schema.addresses,
+    schema.messages,
+    schema.reports,
+    schema.receipts,
+    schema.audit_entries,
+    schema.audit_nodes,
+    schema.audit_head,
+    schema.audit_checkpoints,
+)
+
+
+@dataclass
+class Restorable:
+    """A PostgreSQL database made from the template, put back to it before each drill: much
+    quicker than a new database per drill."""
+
+    store: SqlStore
+    rows: dict[str, list[dict[str, Any]]]
+
+    def restore(self) -> None:
+        with self.store._engine.begin() as conn:
+            for table in reversed(TABLES):  # DELETE: far quicker than TRUNCATE on tiny tables
+                conn.execute(table.delete())
+            for table in TABLES:
+                if self.rows[table.name]:
+                    conn.execute(table.insert(), self.rows[table.name])
+
+
+@pytest.fixture(scope="module")
+def work(built: Built) -> Iterator[Restorable | None]:
+    """On PostgreSQL, one database for the drills, restored before each; None on SQLite."""
+    if built.database is None:
+        yield None
+        return
+    database = f"{built.database}_work"
+    admin(f"CREATE DATABASE {database} TEMPLATE {built.database}")
+    store = SqlStore.postgres(database_url(database))
+    try:
+        with store._engine.connect() as conn:
+            rows = {t.name: [dict(r._mapping) for r in conn.execute(select(t))] for t in TABLES}
+        yield Restorable(store, rows)
+    finally:
+        store.close()
+        admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+@pytest.fixture
+def log(built: Built, work: Restorable | None, tmp_path: Path) -> Iterator[Copy]:
+    """The built log as it was made, for one drill: a copied SQLite file, or the PostgreSQL
+    work database restored."""
+    if work is None:
+        data_dir = tmp_path / "data"
+        data_dir.mkdir()
+        for path in built.data_dir.glob("logwarden.db*"):  # its -wal too, if one was left
+            shutil.copy2(path, data_dir / path.name)
+        store = SqlStore.sqlite(data_dir / "logwarden.db")
+    else:
+        work.restore()
+        store, data_dir = work.store, built.data_dir
+    copy = Copy(built, store, data_dir)
+    if work is not None:  # the last drill's changes are undone: the drill starts clean
+        assert copy.verify().ok, problems(copy.verify())
+    try:
+        yield copy
+    finally:
+        if work is None:
+            store.close()
+
+
+@pytest.fixture
+def fresh(built: Built, tmp_path: Path) -> Iterator[Copy]:
+    """A copy of the built log of its own, keys too, that retention may change at will."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(built.data_dir, data_dir)
+    if built.database is None:
+        store = SqlStore.sqlite(data_dir / "logwarden.db")
+        database = None
+    else:
+        database = f"{built.database}_{secrets.token_hex(4)}"
+        admin(f"CREATE DATABASE {database} TEMPLATE {built.database}")
+        store = SqlStore.postgres(database_url(database))
+    try:
+        yield Copy(built, store, data_dir)
+    finally:
+        store.close()
+        if database is not None:
+            admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def problems(result: Verification) -> str:
+    return "\n".join(p.what for p in result.problems)
+
+
+def assert_found(result: Verification, *fragments: str, entry: int | None = None) -> None:
+    """Verification failed, one problem names every fragment, and the first problem is at
+    ``entry`` when one is given."""
+    assert not result.ok, "the tampering went unnoticed"
+    assert any(all(f in p.what for f in fragments) for p in result.problems), problems(result)
+    if entry is not None:
+        first = result.first()
+        assert first is not None and first.entry == entry, problems(result)
+
+
+def flip(value: bytes, at: int = -1) -> bytes:
+    """``value`` with one byte changed."""
+    changed = bytearray(value)
+    changed[at] ^= 0x01
+    return bytes(changed)
+
+
+class TestUntouched:
+    def test_the_log_as_made_verifies(self, log: Copy) -> None:
+        """A log nobody touched verifies: every entry, node, checkpoint and row matches."""
+        result = log.verify()
+        assert result.ok, problems(result)
+        assert result.size == log.built.size
+        assert result.checkpoints == len(log.built.checkpoints) >= 3
+        assert result.notes == []
+
+    def test_the_log_covers_everything_that_happened(self, log: Copy) -> None:
+        """Every session, message, report, end, flag and hold made an entry."""
+        entries = log.built.entries
+        for role, chat in log.built.chats.items():
+            assert len(entries[role]["message"]) == len(chat.texts), role
+            assert len(entries[role]["session"]) == len(entries[role]["end"]) == 1, role
+        assert len(entries["reported"]["report"]) == 1
+        assert len(entries["held"]["hold"]) == 1
+        assert len(entries["flagged"]["flag"]) == 1
+        assert log.built.size > 32  # some entries lie under stored tree nodes
+
+
+# -- the rows ------------------------------------------------------------------------------------
+
+
+def message_entry(log: Copy, role: str, seq: int) -> int:
+    return log.entry(role, "message", seq - 1)
+
+
+def sealed(log: Copy, role: str, seq: int) -> bytes:
+    value: bytes = log.value(
+        "SELECT text_sealed FROM messages WHERE session_id = :s AND seq = :q",
+        s=log.sid(role),
+        q=seq,
+    )
+    return value
+
+
+def set_sealed(log: Copy, role: str, seq: int, value: bytes) -> None:
+    touched = log.run(
+        "UPDATE messages SET text_sealed = :v WHERE session_id = :s AND seq = :q",
+        v=value,
+        s=log.sid(role),
+        q=seq,
+    )
+    assert touched == 1
+
+
+class TestMessageRows:
+    def test_a_changed_byte_of_a_message_is_named(self, log: Copy) -> None:
+        """One byte of a stored message's ciphertext changed: the message and its entry are
+        named."""
+        sid, index = log.sid("plain"), message_entry(log, "plain", 2)
+        set_sealed(log, "plain", 2, flip(sealed(log, "plain", 2), at=20))
+        assert_found(log.verify(), f"message {sid}#2 differs from entry {index}", entry=index)
+
+    def test_a_deleted_message_is_named(self, log: Copy) -> None:
+        """A message row deleted: it is missing from the store, and no entry records why."""
+        sid, index = log.sid("plain"), message_entry(log, "plain", 3)
+        assert log.run("DELETE FROM messages WHERE session_id = :s AND seq = 3", s=sid) == 1
+        result = log.verify()
+        assert_found(
+            result, f"message {sid}#3 (entry {index}) is missing from the store", entry=index
+        )
+        assert "no entry records its destruction" in problems(result)
+
+    def test_two_swapped_texts_are_both_named(self, log: Copy) -> None:
+        """Messages 2 and 3 swap their ciphertexts: both differ from their entries, the first
+        problem is message 2's."""
+        sid = log.sid("reported")
+        second, third = sealed(log, "reported", 2), sealed(log, "reported", 3)
+        set_sealed(log, "reported", 2, third)
+        set_sealed(log, "reported", 3, second)
+        result = log.verify()
+        first, then = message_entry(log, "reported", 2), message_entry(log, "reported", 3)
+        assert_found(result, f"message {sid}#2 differs from entry {first}", entry=first)
+        assert_found(result, f"message {sid}#3 differs from entry {then}", "swapped")
+
+    def test_two_swapped_numbers_are_both_named(self, log: Copy) -> None:
+        """Messages 2 and 3 swap their numbers (the rows reordered): both are named."""
+        sid = log.sid("reported")
+        for old, new in ((2, -1), (3, 2), (-1, 3)):
+            statement = "UPDATE messages SET seq = :n WHERE session_id = :s AND seq = :o"
+            assert log.run(statement, n=new, s=sid, o=old) == 1
+        result = log.verify()
+        first, then = message_entry(log, "reported", 2), message_entry(log, "reported", 3)
+        assert_found(result, f"message {sid}#2 differs from entry {first}", entry=first)
+        assert_found(result, f"message {sid}#3 differs from entry {then}")
+
+    def test_an_inserted_message_is_named(self, log: Copy) -> None:
+        """A message row added after the last: it has no audit entry."""
+        sid = log.sid("plain")
+        bucket, slot, sent_at = log.rows(
+            "SELECT bucket, slot, sent_at FROM messages WHERE session_id = :s AND seq = 5", s=sid
+        )[0]
+        log.run(
+            "INSERT INTO messages (session_id, seq, bucket, slot, sent_at, text_sealed) "
+            "VALUES (:s, 6, :b, :slot, :at, :v)",
+            s=sid,
+            b=bucket,
+            slot=1 - slot,
+            at=sent_at + 1,
+            v=secrets.token_bytes(60),
+        )
+        assert_found(log.verify(), f"message {sid}#6 has no audit entry: it was inserted")
+
+    def test_a_changed_sender_is_named(self, log: Copy) -> None:
+        """A message's sender changed, its text untouched: the message and its entry are named."""
+        sid, index = log.sid("held"), message_entry(log, "held", 1)
+        log.run("UPDATE messages SET slot = 1 - slot WHERE session_id = :s AND seq = 1", s=sid)
+        assert_found(
+            log.verify(), f"message {sid}#1: its sender or time differs from entry {index}"
+        )
+
+
+class TestSessionRows:
+    def test_a_changed_pseudonym_is_named(self, log: Copy) -> None:
+        """A participant's IP pseudonym replaced (to frame someone else): the session's
+        participants differ from its entry."""
+        sid, index = log.sid("reported"), log.entry("reported", "session")
+        touched = log.run(
+            "UPDATE participants SET ip_pseudonym = :p WHERE session_id = :s AND slot = 0",
+            p=secrets.token_hex(16),
+            s=sid,
+        )
+        assert touched == 1
+        assert_found(
+            log.verify(),
+            f"session {sid}: its participants (IP pseudonyms) differ from entry {index}",
+            entry=index,
+        )
+
+    def test_a_changed_address_is_named(self, log: Copy) -> None:
+        """A sealed address replaced: the slot and the session's entry are named."""
+        sid, index = log.sid("plain"), log.entry("plain", "session")
+        log.run(
+            "UPDATE addresses SET ip_sealed = :v WHERE session_id = :s AND slot = 1",
+            v=secrets.token_bytes(40),
+            s=sid,
+        )
+        assert_found(
+            log.verify(), f"session {sid}: the address of slot 1 differs from entry {index}"
+        )
+
+    def test_a_cleared_hold_is_named(self, log: Copy) -> None:
+        """A legal hold cleared in the row (so the purge would destroy the evidence): named
+        with the entry that placed it."""
+        sid, index = log.sid("held"), log.entry("held", "hold")
+        assert log.run("UPDATE sessions SET held_at = NULL WHERE id = :s", s=sid) == 1
+        assert_found(
+            log.verify(), f"session {sid}: entry {index} placed a hold, the store says none"
+        )
+
+    def test_a_hold_without_an_entry_is_named(self, log: Copy) -> None:
+        """A hold set in the row but never recorded: named."""
+        sid = log.sid("plain")
+        log.run("UPDATE sessions SET held_at = :t, hold_reason = 'x' WHERE id = :s", t=T0, s=sid)
+        assert_found(log.verify(), f"session {sid} is held in the store, no entry records")
+
+    @pytest.mark.parametrize(("role", "kind"), [("reported", "report"), ("flagged", "flag")])
+    def test_a_cleared_report_flag_is_named(self, log: Copy, role: str, kind: str) -> None:
+        """The reported class cleared in the row (report or safety flag): named with the entry
+        that reported it."""
+        sid, index = log.sid(role), log.entry(role, kind)
+        assert log.run("UPDATE sessions SET reported_at = NULL WHERE id = :s", s=sid) == 1
+        assert_found(
+            log.verify(), f"session {sid}: entry {index} reported it, the store says it is not"
+        )
+
+    def test_a_deleted_report_is_named(self, log: Copy) -> None:
+        """A report row deleted: the entry that recorded it is named."""
+        sid, index = log.sid("reported"), log.entry("reported", "report")
+        assert log.run("DELETE FROM reports WHERE session_id = :s", s=sid) == 1
+        assert_found(
+            log.verify(), f"session {sid}: the report of entry {index} is missing", entry=index
+        )
+
+    def test_a_changed_end_is_named(self, log: Copy) -> None:
+        """A session's end reason rewritten: the end entry is named."""
+        sid, index = log.sid("plain"), log.entry("plain", "end")
+        log.run("UPDATE sessions SET end_reason = 'timeout' WHERE id = :s", s=sid)
+        assert_found(log.verify(), f"session {sid}: its end differs from entry {index}")
+
+    def test_a_deleted_session_is_named(self, log: Copy) -> None:
+        """A whole session deleted, every row of it: named with its first entry."""
+        sid, index = log.sid("flagged"), log.entry("flagged", "session")
+        for table in ("receipts", "reports", "messages", "addresses", "participants"):
+            log.run(f"DELETE FROM {table} WHERE session_id = :s", s=sid)  # noqa: S608 - ours
+        assert log.run("DELETE FROM sessions WHERE id = :s", s=sid) == 1
+        assert_found(
+            log.verify(),
+            f"session {sid} (entry {index}) is missing from the store, and no entry records",
+            entry=index,
+        )
+
+    def test_an_inserted_session_is_named(self, log: Copy) -> None:
+        """A session inserted with rows of its own (a forged chat): it has no audit entry."""
+        insert_session(log, started_at=log.built.ended_at)
+        assert_found(log.verify(), "has no audit entry: it was inserted")
+
+    def test_an_inserted_session_dated_before_the_log_is_named(self, log: Copy) -> None:
+        """A forged session dated before the log's first entry is still named: the log began on
+        an empty store, so no session can predate it."""
+        sid = insert_session(log, started_at=T0 - DAY_MS)
+        result = log.verify()
+        assert_found(result, f"session {sid} has no audit entry")
+
+
+def insert_session(log: Copy, *, started_at: int) -> str:
+    """Rows of a session nobody recorded, copying a real participant's pseudonym and adding a
+    report against them; its id."""
+    sid = secrets.token_hex(16)
+    pseudonym, block_key = log.rows(
+        "SELECT ip_pseudonym, block_key FROM participants WHERE session_id = :s AND slot = 0",
+        s=log.sid("plain"),
+    )[0]
+    log.run(
+        "INSERT INTO sessions (id, started_at, day, interests_sealed, ended_at, end_reason, "
+        "ended_by, reported_at) VALUES (:s, :t, :d, :i, :e, 'stopped', 1, :e)",
+        s=sid,
+        t=started_at,
+        d=started_at // DAY_MS,
+        i=secrets.token_bytes(40),
+        e=started_at + 10,
+    )
+    for slot in (0, 1):
+        log.run(
+            "INSERT INTO participants (session_id, slot, ip_pseudonym, block_key) "
+            "VALUES (:s, :slot, :p, :b)",
+            s=sid,
+            slot=slot,
+            p=pseudonym if slot == 0 else secrets.token_hex(16),
+            b=block_key if slot == 0 else secrets.token_hex(16),
+        )
+    log.run(
+        "INSERT INTO reports (session_id, reporter_slot, reason, created_at) "
+        "VALUES (:s, 1, 'harassment', :t)",
+        s=sid,
+        t=started_at + 5,
+    )
+    return sid
+
+
+# -- the entries ---------------------------------------------------------------------------------
+
+
+def body_of(log: Copy, index: int) -> bytes:
+    body: bytes = log.value("SELECT body FROM audit_entries WHERE idx = :i", i=index)
+    return body
+
+
+def rewrite_entry(log: Copy, index: int, old: bytes, new: bytes, *, leaf: bool = False) -> None:
+    """Replace ``old`` by ``new`` in entry ``index``'s body (and its leaf hash with it)."""
+    body = body_of(log, index)
+    assert body.count(old) == 1, body
+    body = body.replace(old, new)
+    log.run("UPDATE audit_entries SET body = :b WHERE idx = :i", b=body, i=index)
+    if leaf:
+        log.run(
+            "UPDATE audit_entries SET leaf_hash = :h WHERE idx = :i",
+            h=merkle.leaf_hash(body),
+            i=index,
+        )
+
+
+def reseal_tree(log: Copy) -> int:
+    """What a careful attacker does after changing entries: store the tree nodes and the head
+    (size, frontier) that the entries as they now are give. Returns the size."""
+    leaves = [row[0] for row in log.rows("SELECT leaf_hash FROM audit_entries ORDER BY idx")]
+    nodes: list[dict[str, Any]] = []
+
+    def keep(level: int, index: int, h: bytes) -> None:
+        if level and not level % 4:
+            nodes.append({"level": level, "idx": index, "hash": h})
+
+    tree = merkle.CompactRange()
+    tree.extend(leaves, on_node=keep)
+    log.run("DELETE FROM audit_nodes")
+    for node in nodes:
+        log.run("INSERT INTO audit_nodes (level, idx, hash) VALUES (:level, :idx, :hash)", **node)
+    log.run(
+        "UPDATE audit_head SET size = :n, frontier = :f WHERE id = 1",
+        n=tree.size,
+        f=b"".join(tree.hashes),
+    )
+    return tree.size
+
+
+def signed_before(log: Copy, index: int) -> int:
+    """How many of the built log's checkpoints cover only entries before ``index``."""
+    return sum(1 for size in log.built.checkpoints if size <= index)
+
+
+def first_covering(log: Copy, index: int) -> int:
+    return min(size for size in log.built.checkpoints if size > index)
+
+
+class TestEntries:
+    def test_a_changed_byte_of_an_entry_is_named(self, log: Copy) -> None:
+        """One byte of an entry's body changed (the reason of a hold): the entry is named."""
+        index = log.entry("held", "hold")
+        rewrite_entry(log, index, b'"case 17"', b'"case 18"')
+        assert_found(log.verify(), f"entry {index} does not hash to its leaf hash", "altered")
+
+    def test_the_first_problem_of_a_changed_entry_is_that_entry(self, log: Copy) -> None:
+        """Only the body changed (its stored leaf hash intact): the first problem, the one
+        `audit verify` prints, is that entry, not the range of 16 around it."""
+        index = log.entry("held", "hold")
+        rewrite_entry(log, index, b'"case 17"', b'"case 18"')
+        result = log.verify()
+        assert_found(result, f"entry {index} does not hash to its leaf hash", entry=index)
+        assert "its body and leaf hash both" not in problems(result)
+
+    def test_an_entry_rewritten_with_its_leaf_hash_is_named(self, log: Copy) -> None:
+        """The body and its leaf hash rewritten together: the stored node over the entry names
+        its range, and the checkpoints signed since no longer match."""
+        index = log.entry("held", "hold")
+        rewrite_entry(log, index, b'"case 17"', b'"case 18"', leaf=True)
+        result = log.verify()
+        low = index - index % 16
+        assert_found(
+            result,
+            f"the stored tree node over entries {low}..{low + 15} does not match",
+            entry=low,
+        )
+        size = first_covering(log, index)
+        assert_found(result, f"the checkpoint signed for size {size} does not match")
+        assert "does not hash" not in problems(result)
+        assert result.checkpoints == signed_before(log, index)
+
+    def test_an_entry_rewritten_with_the_tree_above_it_is_named(self, log: Copy) -> None:
+        """Body, leaf hash, every stored node and the head rewritten: only the signatures are
+        out of reach, and the first checkpoint signed since the entry is named."""
+        index = log.entry("held", "hold")
+        rewrite_entry(log, index, b'"case 17"', b'"case 18"', leaf=True)
+        assert reseal_tree(log) == log.built.size
+        result = log.verify()
+        size = first_covering(log, index)
+        assert_found(
+            result,
+            f"the checkpoint signed for size {size} does not match the log's first {size} entries",
+        )
+        assert "tree node" not in problems(result)
+        assert "head says" not in problems(result)
+        assert result.checkpoints == signed_before(log, index)
+
+    def test_an_entry_past_the_stored_nodes_rewritten_is_named(self, log: Copy) -> None:
+        """An entry in the last, incomplete stretch of 16 (no stored node above it) rewritten
+        with its leaf hash: the checkpoint covering it and the head no longer match."""
+        index = log.entry("last", "end")
+        assert index >= log.built.size - log.built.size % 16
+        rewrite_entry(log, index, b'"messages":3', b'"messages":4', leaf=True)
+        result = log.verify()
+        assert_found(result, f"the checkpoint signed for size {first_covering(log, index)}")
+        assert_found(result, f"the log's head says {log.built.size} entries")
+
+    def test_an_entry_moved_to_another_session_is_named(self, log: Copy) -> None:
+        """An entry's session column changed (so the session's rows seem to have no entry
+        for it): its columns do not match its body."""
+        index = message_entry(log, "plain", 4)
+        log.run(
+            "UPDATE audit_entries SET session_id = :s WHERE idx = :i", s=log.sid("last"), i=index
+        )
+        assert_found(log.verify(), f"entry {index}: its columns do not match its body")
+
+    @pytest.mark.parametrize(
+        ("old", "new", "leaf", "named"),
+        [
+            (b'"by":0,', b'"by": 0,', True, "its body is not in canonical form"),
+            (b'"by":0,', b'"by":0;', False, "does not hash to its leaf hash"),
+        ],
+        ids=["non-canonical", "not-json"],
+    )
+    def test_an_unreadable_body_is_named(
+        self, log: Copy, old: bytes, new: bytes, leaf: bool, named: str
+    ) -> None:
+        """A session's entry re-encoded with a space (same JSON, leaf hash recomputed) or made
+        unreadable (one byte): named, with the rest of the report, not raised."""
+        index = log.entry("plain", "end")
+        rewrite_entry(log, index, old, new, leaf=leaf)
+        assert_found(log.verify(), f"entry {index}", named)
+
+    def test_a_deleted_entry_is_named(self, log: Copy) -> None:
+        """An entry deleted from the middle of the log: the gap is named."""
+        index = message_entry(log, "reported", 3)
+        assert log.run("DELETE FROM audit_entries WHERE idx = :i", i=index) == 1
+        assert_found(log.verify(), f"entries {index}..{index} are missing: removed from the log")
+
+    def test_the_first_problem_of_a_deleted_entry_is_the_gap(self, log: Copy) -> None:
+        """The first problem, the one `audit verify` prints, is the gap itself."""
+        index = message_entry(log, "reported", 3)
+        assert log.run("DELETE FROM audit_entries WHERE idx = :i", i=index) == 1
+        result = log.verify()
+        assert_found(result, f"entries {index}..{index} are missing", entry=index)
+        assert "its body and leaf hash both" not in problems(result)
+
+    def test_a_deleted_entry_with_the_rest_renumbered_is_named(self, log: Copy) -> None:
+        """An entry deleted, the later ones renumbered to close the gap and the tree rewritten:
+        every checkpoint since no longer matches, and the log is shorter than they say."""
+        index = message_entry(log, "reported", 3)
+        assert log.run("DELETE FROM audit_entries WHERE idx = :i", i=index) == 1
+        log.run("UPDATE audit_entries SET idx = -idx WHERE idx > :i", i=index)
+        log.run("UPDATE audit_entries SET idx = -idx - 1 WHERE idx < 0")
+        assert reseal_tree(log) == log.built.size - 1
+        result = log.verify()
+        size = first_covering(log, index)
+        assert_found(result, f"the checkpoint signed for size {size} does not match")
+        assert_found(result, "truncated")
+        assert_found(result, f"message {log.sid('reported')}#3 has no audit entry")
+        assert result.checkpoints == signed_before(log, index)
+
+
+class TestTruncation:
+    def truncate(self, log: Copy, *, rows: bool) -> int:
+        """Cut the last chat's entries off the log, its rows too if ``rows``, and rewrite the
+        tree and the head to match; the size left."""
+        first = log.entry("last", "session")
+        assert log.run("DELETE FROM audit_entries WHERE idx >= :i", i=first) > 0
+        if rows:
+            sid = log.sid("last")
+            for table in ("receipts", "reports", "messages", "addresses", "participants"):
+                log.run(f"DELETE FROM {table} WHERE session_id = :s", s=sid)  # noqa: S608
+            log.run("DELETE FROM sessions WHERE id = :s", s=sid)
+        assert reseal_tree(log) == first
+        return first
+
+    def test_a_careful_truncation_is_named(self, log: Copy) -> None:
+        """The last entries and their rows removed, the head rewritten to a consistent
+        shorter log: the checkpoint signed for the longer one names the removed entries."""
+        size, signed = self.truncate(log, rows=True), log.built.checkpoints[-1]
+        result = log.verify()
+        assert_found(
+            result,
+            f"a checkpoint was signed for {signed} entries but the log holds {size}: "
+            f"entries {size}..{signed - 1} were removed (the log was truncated)",
+            entry=size,
+        )
+        assert result.checkpoints == signed_before(log, size)
+
+    def test_a_truncation_that_drops_the_newest_checkpoint_is_named(self, log: Copy) -> None:
+        """Truncated, and the head's checkpoint cleared: the one kept in the history names it."""
+        size = self.truncate(log, rows=True)
+        log.run("UPDATE audit_head SET checkpoint = NULL WHERE id = 1")
+        assert_found(log.verify(), "truncated", entry=size)
+
+    def test_a_truncation_that_leaves_the_rows_is_named(self, log: Copy) -> None:
+        """Truncated, the session's rows left behind: the truncation comes first, and the rows
+        without entries are named too."""
+        size = self.truncate(log, rows=False)
+        result = log.verify()
+        assert_found(result, "truncated", entry=size)
+        assert_found(result, f"session {log.sid('last')} has no audit entry")
+
+    def test_a_naive_truncation_is_named(self, log: Copy) -> None:
+        """The last entries deleted and nothing else: truncated, and the head disagrees."""
+        size = log.entry("last", "session")
+        log.run("DELETE FROM audit_entries WHERE idx >= :i", i=size)
+        result = log.verify()
+        assert_found(result, "truncated", entry=size)
+        assert_found(result, f"the log's head says {log.built.size} entries")
+
+
+# -- the signed checkpoints ----------------------------------------------------------------------
+
+
+def flip_root(note: bytes) -> bytes:
+    """The note with one character of its root hash line changed (still valid base64)."""
+    lines = note.split(b"\n")
+    lines[2] = (b"A" if lines[2][:1] != b"A" else b"B") + lines[2][1:]
+    return b"\n".join(lines)
+
+
+def forged(size: int, root: bytes) -> bytes:
+    """A checkpoint for the log's origin signed by a key that is not the log's."""
+    return notes.sign(notes.Checkpoint(AUDIT_SIGNER.name, size, root), FORGER)
+
+
+class TestCheckpoints:
+    def head_note(self, log: Copy) -> bytes:
+        note: bytes = log.value("SELECT checkpoint FROM audit_head WHERE id = 1")
+        return note
+
+    def kept_note(self, log: Copy, size: int) -> bytes:
+        note: bytes = log.value("SELECT note FROM audit_checkpoints WHERE size = :n", n=size)
+        return note
+
+    def test_a_flipped_newest_checkpoint_is_named(self, log: Copy) -> None:
+        """A byte of the newest checkpoint changed: it does not verify, replaced or forged."""
+        log.run("UPDATE audit_head SET checkpoint = :c", c=flip_root(self.head_note(log)))
+        assert_found(log.verify(), "the newest checkpoint does not verify", "replaced or forged")
+
+    def test_a_flipped_kept_checkpoint_is_named(self, log: Copy) -> None:
+        """A byte of a checkpoint in the history changed: named by its size."""
+        size = log.built.checkpoints[1]
+        note = flip_root(self.kept_note(log, size))
+        log.run("UPDATE audit_checkpoints SET note = :c WHERE size = :n", c=note, n=size)
+        assert_found(log.verify(), f"the checkpoint kept for size {size} does not verify", "forged")
+
+    def test_a_newest_checkpoint_signed_by_another_key_is_named(self, log: Copy) -> None:
+        """The newest checkpoint re-signed, for the true size and root, by a key for the same
+        origin that is not the log's: it does not verify."""
+        head = log.store.audit_head()
+        log.run("UPDATE audit_head SET checkpoint = :c", c=forged(head.size, head.root))
+        assert_found(log.verify(), "the newest checkpoint does not verify", "no signature by key")
+
+    def test_a_kept_checkpoint_signed_by_another_key_is_named(self, log: Copy) -> None:
+        """A kept checkpoint replaced by one another key signed over a different root (a
+        rewritten history): it does not verify."""
+        size = log.built.checkpoints[0]
+        note = forged(size, secrets.token_bytes(32))
+        log.run("UPDATE audit_checkpoints SET note = :c WHERE size = :n", c=note, n=size)
+        assert_found(log.verify(), f"the checkpoint kept for size {size} does not verify")
+
+    def test_a_rewritten_log_with_forged_checkpoints_is_named(self, log: Copy) -> None:
+        """An entry rewritten with the tree above it, and every checkpoint re-signed over the
+        new roots by another key: none of them verifies."""
+        index = log.entry("held", "hold")
+        rewrite_entry(log, index, b'"case 17"', b'"case 18"', leaf=True)
+        reseal_tree(log)
+        for size in log.built.checkpoints:
+            note = forged(size, log.store.audit_root(size))
+            log.run("UPDATE audit_checkpoints SET note = :c WHERE size = :n", c=note, n=size)
+        log.run("UPDATE audit_head SET checkpoint = :c", c=note)
+        result = log.verify()
+        for size in log.built.checkpoints:
+            assert_found(result, f"the checkpoint kept for size {size} does not verify")
+        assert_found(result, "the newest checkpoint does not verify")
+        assert result.checkpoints == 0
+
+    def test_a_moved_checkpoint_is_named(self, log: Copy) -> None:
+        """A kept checkpoint filed under another size: it says which size it was signed for."""
+        size = log.built.checkpoints[0]
+        log.run("UPDATE audit_checkpoints SET size = :m WHERE size = :n", m=size + 1, n=size)
+        assert_found(log.verify(), f"is signed for size {size}: it was moved")
+
+    def test_a_rewrite_with_the_later_checkpoints_removed_is_named(self, log: Copy) -> None:
+        """An entry rewritten with the tree above it, and the checkpoints signed since deleted
+        (the head's replaced by the older genuine one): the entries no checkpoint covers any
+        more are named."""
+        index = log.entry("held", "hold")
+        rewrite_entry(log, index, b'"case 17"', b'"case 18"', leaf=True)
+        reseal_tree(log)
+        kept = log.built.checkpoints[0]
+        log.run("UPDATE audit_head SET checkpoint = :c", c=self.kept_note(log, kept))
+        log.run("DELETE FROM audit_checkpoints WHERE size > :n", n=kept)
+        result = log.verify()
+        said = [p.what for p in result.problems] + result.notes
+        assert any(str(kept) in text and "checkpoint" in text for text in said), said
+
+
+# -- what retention destroys is not tampering -----------------------------------------------------
+
+
+class TestRetention:
+    def test_what_retention_destroys_leaves_a_clean_log(self, fresh: Copy) -> None:
+        """An erasure, purges past 7, 30 and 90 days and a release that lets expired text go
+        delete rows the entries committed to, each recorded first: the log verifies after
+        every step, with a new checkpoint consistent with the old ones."""
+        chats, signed = fresh.built.chats, len(fresh.built.checkpoints)
+        day0 = T0 // DAY_MS
+        start = fresh.built.ended_at + ERASABLE_AFTER_MS
+        with attach_deployment(fresh.data_dir, fresh.store, at=start) as d:
+            audit = AuditLog(d.store, signer=AUDIT_SIGNER, clock=d.clock)
+
+            def assert_clean() -> None:
+                nonlocal signed
+                assert audit.checkpoint() is not None
+                signed += 1
+                result = fresh.verify()
+                assert result.ok, problems(result)
+                assert result.checkpoints == signed
+
+            def messages(role: str) -> int:
+                record = d.store.session(chats[role].session_id)
+                return -1 if record is None else len(record.messages)
+
+            erased = d.retention.erase(chats["plain"].receipts[0])
+            assert erased is not None and erased.outcome == "erased"
+            assert d.store.session(chats["plain"].session_id) is None
+            assert_clean()
+
+            d.at((day0 + 9) * DAY_MS)  # raw addresses: 7 days
+            d.retention.purge()
+            record = d.store.session(chats["last"].session_id)
+            assert record is not None and not record.addresses
+            assert_clean()
+
+            d.at((day0 + 32) * DAY_MS)  # text: 30 days, unless reported or held
+            d.retention.purge()
+            assert messages("last") == 0
+            assert messages("held") == len(chats["held"].texts)
+            assert_clean()
+
+            d.at(d.clock.now_ms() + MINUTE_MS)  # so that its checkpoint is kept too
+            assert d.retention.release(chats["held"].session_id, by="legal") is not None
+            assert messages("held") == 0  # released past its text's 30 days: destroyed now
+            assert_clean()
+
+            d.at((day0 + 93) * DAY_MS)  # metadata: 90 days
+            d.retention.purge()
+            assert messages("last") == messages("held") == -1
+            assert messages("reported") == len(chats["reported"].texts)  # kept 365 days
+            assert_clean()
+
+
+# -- `logwarden audit verify` ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose server hosted the scripted chat, stopped since."""
+    data_dir = tmp_path_factory.mktemp("served") / "data"
+    with serve_in_process(data_dir, env=TEST_SERVER_ENV) as server:
+        run_scripted_chat(server)
+    return data_dir
+
+
+class TestCommand:
+    def test_a_clean_log_verifies(self, served: Path) -> None:
+        """`audit verify` on the log a server wrote exits 0 and counts its checkpoints."""
+        result = logwarden("audit", "verify", "--data-dir", str(served))
+        assert result.returncode == 0, result.stderr
+        found = re.search(
+            r"audit log verified: (\d+) entries, (\d+) signed checkpoints match", result.stdout
+        )
+        assert found is not None, result.stdout
+        assert int(found[1]) > 6 and int(found[2]) >= 1
+
+    def test_a_tampered_log_fails_naming_the_first_problem(
+        self, served: Path, tmp_path: Path
+    ) -> None:
+        """One byte of a message changed in the SQLite file: `audit verify` exits 1 and prints
+        the message and its entry as the first problem."""
+        data_dir = tmp_path / "data"
+        shutil.copytree(served, data_dir)
+        with sqlite3.connect(data_dir / "logwarden.db") as db:
+            sid, sealed = db.execute(
+                "SELECT session_id, text_sealed FROM messages WHERE seq = 3"
+            ).fetchone()
+            db.execute(
+                "UPDATE messages SET text_sealed = ? WHERE session_id = ? AND seq = 3",
+                (flip(sealed, at=30), sid),
+            )
+            (index,) = db.execute(
+                "SELECT idx FROM audit_entries WHERE session_id = ? AND kind = 'message' "
+                "ORDER BY idx LIMIT 1 OFFSET 2",
+                (sid,),
+            ).fetchone()
+        db.close()
+        result = logwarden("audit", "verify", "--data-dir", str(data_dir))
+        assert result.returncode == 1, result.stdout
+        assert "audit log does NOT verify" in result.stderr
+        assert f"first at entry {index}: message {sid}#3 differs from entry {index}" in " ".join(
+            result.stderr.split()
+        )
