@@ -82,9 +82,12 @@ __all__ = [
 Level = Literal["low", "medium", "high"]
 FLAGS = ("minor", "grooming", "sextortion", "solicitation", "harassment")  # reporting order
 
+# For everyone the policy notifies: an adult threatened for money, and a minor who got past
+# the age gate (the people this matters most for), so it names no age and no country.
 SAFETY_MESSAGE = (
-    "If someone is pressuring or threatening you, you are not in trouble. Stop replying, "
-    "keep this receipt, and talk to an adult you trust."
+    "If someone is pressuring or threatening you, you are not in trouble. Stop replying, and "
+    "don't pay or send anything. Keep your receipt for this chat, and talk to someone you "
+    "trust: a parent, a friend, or a local helpline."
 )
 
 _LOW, _MEDIUM, _HIGH = 0, 1, 2

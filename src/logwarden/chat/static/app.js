@@ -36,6 +36,60 @@
     server_shutdown: "The server is restarting. Press New to start again.",
   };
 
+  // Personal information the server warned about (`warning` in docs/protocol.md), in plain
+  // words: `noun` completes "This message looks like it shares …", `why` says why it matters.
+  const FINDING_KINDS = {
+    phone: {
+      label: "Phone number",
+      noun: "a phone number",
+      why: "Strangers can use it to call or text you, and to find you outside this chat.",
+    },
+    email: {
+      label: "Email address",
+      noun: "an email address",
+      why: "Strangers can use it to contact you and to look up your other accounts.",
+    },
+    handle: {
+      label: "Social or messaging account",
+      noun: "a social or messaging account",
+      why: "It lets a stranger reach you on another app, away from the safety tools here.",
+    },
+    url: {
+      label: "Link",
+      noun: "a link",
+      why: "A link can lead back to you, like a profile or a page with your name on it.",
+    },
+    address: {
+      label: "Street address",
+      noun: "a street address",
+      why: "It shows where you live or spend time, so someone could find you in person.",
+    },
+    card: {
+      label: "Payment card number",
+      noun: "a payment card number",
+      why: "Anyone who sees it could spend your money. Never share it in a chat.",
+    },
+    ip: {
+      label: "IP address",
+      noun: "an IP address",
+      why: "It can show roughly where you are and be used to attack your connection.",
+    },
+    age: {
+      label: "Your age or school",
+      noun: "your age or school",
+      why: "It helps a stranger work out who you are and where to find you.",
+    },
+  };
+  const OTHER_KIND = {
+    label: "Personal information",
+    noun: "personal information",
+    why: "Once a stranger has it, you can't take it back.",
+  };
+
+  // `ended` with reason `safety` reaches both people; only the one at risk got `safety` first.
+  const SAFETY_ENDED_TEXT = "This chat was ended for your safety.";
+  const SAFETY_ENDED_OTHER = "This chat was ended by our safety checks.";
+
   const CLOSE_TEXT = {
     1008: "You were disconnected for sending too much too fast.",
     1009: "You were disconnected: that was too much data at once.",
@@ -54,6 +108,10 @@
     dialog: $("report-dialog"), reportForm: $("report-form"), reportReason: $("report-reason"),
     reportError: $("report-error"), reportComment: $("report-comment"),
     reportCount: $("report-comment-count"), reportCancel: $("report-cancel"),
+    warning: $("warning-dialog"), warningLead: $("warning-lead"), warningText: $("warning-text"),
+    warningKinds: $("warning-kinds"), warningEdit: $("warning-edit"),
+    warningCancel: $("warning-cancel"), warningSend: $("warning-send"),
+    safety: $("safety-notice"), safetyMessage: $("safety-message"), safetyDismiss: $("safety-dismiss"),
   };
 
   const limits = {
@@ -83,6 +141,9 @@
     // The receipt of the last `matched`. This page holds the only copy (the server keeps a
     // digest), so it is shown once the chat ends and kept until the next chat starts.
     receipt: null,
+    // The message the server warned about while its dialog is open: {text, findings}.
+    warned: null,
+    safetyNotice: false, // a `safety` frame came in this chat
   };
 
   // ---------------------------------------------------------------- helpers
@@ -298,6 +359,7 @@
   function onClose(event) {
     state.ws = null;
     state.queued = null;
+    dropWarning();
     failAllPending("Not delivered: the connection was lost.");
     resetTyping();
     showStrangerTyping(false);
@@ -338,6 +400,8 @@
       case "stranger_left": return onStrangerLeft(frame);
       case "ended": return onEnded(frame);
       case "reported": return onReported();
+      case "warning": return onWarning(frame);
+      case "safety": return onSafety(frame);
       case "ping": return send({ type: "pong" });
       case "error": return onError(frame);
       default: return undefined; // unknown frames are ignored, as the protocol asks
@@ -379,6 +443,7 @@
     state.receipt = typeof frame.receipt === "string" && RECEIPT_TOKEN.test(frame.receipt) ? frame.receipt : null;
     showReceipt(false);
     clearReportTimer();
+    state.safetyNotice = false;
     state.reported = false;
     state.endedAt = 0;
     const shared = Array.isArray(frame.interests) ? frame.interests : [];
@@ -410,7 +475,8 @@
     state.typingSent = false;
   }
 
-  function endChat(text) {
+  function endChat(text, kind) {
+    const warned = dropWarning(); // the message can no longer be sent, nor needs cancelling
     clearTimeout(state.reallyTimer);
     state.really = false;
     resetTyping();
@@ -418,9 +484,10 @@
     state.endedAt = Date.now();
     setPhase("idle");
     setStatus(text);
-    systemLine(text, "end");
+    systemLine(text, kind || "end");
     showReceipt(true);
     scheduleReportExpiry();
+    if (warned) ui.stop.focus(); // the dialog had focus; the message box is off now
   }
 
   function onStrangerLeft(frame) {
@@ -432,6 +499,9 @@
       setPhase("idle");
       setStatus("You stopped looking. Press New to try again.");
       systemLine("You stopped looking.");
+      ui.stop.focus();
+    } else if (frame.reason === "safety") {
+      endChat(state.safetyNotice ? SAFETY_ENDED_TEXT : SAFETY_ENDED_OTHER, "safety-end");
       ui.stop.focus();
     } else {
       endChat("You have disconnected.");
@@ -452,7 +522,8 @@
   // An error names the frame type it answers in `in_reply_to` when the server knows it;
   // otherwise it answers what this page sent last (replies come in the order of the frames).
   const MESSAGE_ONLY_ERRORS = new Set(["message_too_long", "empty_message"]);
-  const SILENT_ERRORS = new Set(["already_joined", "not_joined"]);
+  // no_warning: "Don't send" raced the server, which had already dropped the message.
+  const SILENT_ERRORS = new Set(["already_joined", "not_joined", "no_warning"]);
 
   function onError(frame) {
     const code = typeof frame.code === "string" ? frame.code : "";
@@ -465,7 +536,7 @@
     // A refused message shows the reason under itself; no second line for it.
     if (aboutMessage && failPending(false, frame.message)) return;
     if (code === "log_unavailable" && failPending(true, frame.message)) return;
-    if (!aboutMessage && (last === "typing" || last === "pong")) {
+    if (!aboutMessage && (last === "typing" || last === "pong" || last === "cancel")) {
       return; // typing indicators are best effort; never bother the user about them
     }
     if (last === "report" && state.reportLine) {
@@ -667,6 +738,7 @@
     if (state.interests.length) frame.interests = state.interests.slice();
     enterChat();
     ui.log.replaceChildren();
+    hideSafety(); // it spoke of the last chat
     state.pending = [];
     state.reportLine = null;
     showStrangerTyping(false);
@@ -688,7 +760,8 @@
   }
 
   function onGlobalKeydown(event) {
-    if (event.key !== "Escape" || event.isComposing || ui.chat.hidden || ui.dialog.open) return;
+    if (event.key !== "Escape" || event.isComposing || ui.chat.hidden) return;
+    if (ui.dialog.open || ui.warning.open) return; // Esc belongs to the dialog
     event.preventDefault();
     onStopPressed();
   }
@@ -744,6 +817,173 @@
       systemLine("Your report could not be sent: you are offline.", "error");
     }
     ui.report.disabled = true;
+  }
+
+  // ---------------------------------------------------------------- warning
+
+  function kindInfo(kind) {
+    return Object.hasOwn(FINDING_KINDS, kind) ? FINDING_KINDS[kind] : OTHER_KIND;
+  }
+
+  // The findings' spans as [start, end) code point ranges of `points`, sorted, clipped to the
+  // text, overlaps merged; anything malformed is left out rather than trusted.
+  function findingRanges(findings, length) {
+    const ranges = findings
+      .filter((f) => Number.isInteger(f.start) && Number.isInteger(f.end))
+      .map((f) => ({ start: Math.max(0, f.start), end: Math.min(length, f.end), kinds: [f.kind] }))
+      .filter((r) => r.start < r.end)
+      .sort((a, b) => a.start - b.start || b.end - a.end);
+    const merged = [];
+    for (const range of ranges) {
+      const last = merged[merged.length - 1];
+      if (last && range.start < last.end) {
+        last.end = Math.max(last.end, range.end);
+        if (!last.kinds.includes(range.kinds[0])) last.kinds.push(range.kinds[0]);
+      } else {
+        merged.push(range);
+      }
+    }
+    return merged;
+  }
+
+  // The message as text nodes and <mark>s, built with DOM APIs only: the text is never parsed.
+  // Spans count Unicode code points (docs/protocol.md), so slice Array.from(text), not text.
+  function renderMarked(container, text, findings) {
+    const points = Array.from(text);
+    const nodes = [];
+    let at = 0;
+    for (const range of findingRanges(findings, points.length)) {
+      if (range.start > at) nodes.push(document.createTextNode(points.slice(at, range.start).join("")));
+      const mark = document.createElement("mark");
+      mark.className = "finding";
+      mark.dataset.kind = range.kinds.join(" ");
+      mark.title = range.kinds.map((kind) => kindInfo(kind).label).join(", ");
+      mark.textContent = points.slice(range.start, range.end).join("");
+      nodes.push(mark);
+      at = range.end;
+    }
+    if (at < points.length) nodes.push(document.createTextNode(points.slice(at).join("")));
+    container.replaceChildren(...nodes);
+  }
+
+  function onWarning(frame) {
+    const text = typeof frame.text === "string" ? frame.text : "";
+    const findings = (Array.isArray(frame.findings) ? frame.findings : []).filter(
+      (f) => f && typeof f === "object" && typeof f.kind === "string",
+    );
+    // The warning answers one of our messages in place of `sent`: take it off the transcript,
+    // for it was not sent (the one with this text, else the oldest still waiting).
+    const index = state.pending.findIndex((li) => li.querySelector(".bubble").textContent === text);
+    const [li] = state.pending.splice(index >= 0 ? index : 0, 1);
+    if (li) li.remove();
+    if (state.phase !== "chatting") return; // the chat ended meanwhile: nothing left to decide
+    state.warned = { text, findings };
+
+    // One line per kind, in the order they appear; kinds this page does not know are one
+    // line of "personal information".
+    const kinds = new Map();
+    for (const f of findings) {
+      const known = Object.hasOwn(FINDING_KINDS, f.kind);
+      if (!kinds.has(known ? f.kind : "other")) kinds.set(known ? f.kind : "other", kindInfo(f.kind));
+    }
+    if (!kinds.size) kinds.set("other", OTHER_KIND);
+    const nouns = [...kinds.values()].map((info) => info.noun);
+    ui.warningLead.textContent = `This message looks like it shares ${joinList(nouns)}.`;
+    renderMarked(ui.warningText, text, findings);
+    ui.warningKinds.replaceChildren(
+      ...[...kinds].map(([kind, info]) => {
+        const item = document.createElement("li");
+        item.dataset.kind = kind;
+        const label = document.createElement("strong");
+        label.textContent = info.label;
+        const why = document.createElement("span");
+        why.textContent = info.why;
+        item.append(label, why);
+        return item;
+      }),
+    );
+    if (!ui.warning.open) ui.warning.showModal();
+    ui.warningText.scrollTop = 0;
+    const mark = ui.warningText.querySelector("mark");
+    if (mark) mark.scrollIntoView({ block: "nearest" }); // a long message scrolls in its box
+    ui.warningEdit.focus();
+  }
+
+  // Close the warning dialog with the sender's choice: "edit", "cancel" (Esc too) or "send".
+  function settleWarning(choice) {
+    const warned = state.warned;
+    state.warned = null;
+    if (ui.warning.open) ui.warning.close();
+    if (!warned) return;
+    if (state.phase !== "chatting") {
+      ui.stop.focus();
+      return;
+    }
+    if (choice === "send") {
+      if (send({ type: "message", text: warned.text, confirm: true })) {
+        state.pending.push(appendMessage("me", warned.text));
+      }
+    } else if (choice === "edit") {
+      // Nothing is sent: the next message the person sends replaces this one.
+      ui.message.value = warned.text;
+      updateCounter();
+      const first = findingRanges(warned.findings, chars(warned.text))[0];
+      if (first) {
+        // Select the first thing found, so it is easy to change (UTF-16 offsets here).
+        const points = Array.from(warned.text);
+        const from = points.slice(0, first.start).join("").length;
+        focusMessage(from, from + points.slice(first.start, first.end).join("").length);
+      } else {
+        focusMessage();
+      }
+      return;
+    } else {
+      send({ type: "cancel" });
+      systemLine("You didn't send that message.");
+    }
+    focusMessage();
+  }
+
+  // Focus the message box with its caret (or a selection) placed explicitly: the dialog hands
+  // focus back to the box it came from, and Chromium then leaves the document's caret outside
+  // it, so typed keys would go nowhere until the selection is set.
+  function focusMessage(from, to) {
+    const end = ui.message.value.length;
+    ui.message.focus();
+    ui.message.setSelectionRange(from ?? end, to ?? from ?? end);
+  }
+
+  // The chat ended or the connection went while the dialog was open: the server has dropped
+  // the message already, so close the dialog without a decision. Whether it was open.
+  function dropWarning() {
+    state.warned = null;
+    if (!ui.warning.open) return false;
+    ui.warning.close();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- safety notice
+
+  function onSafety(frame) {
+    const message =
+      typeof frame.message === "string" && frame.message.trim()
+        ? frame.message.trim()
+        : "If someone is pressuring or threatening you, you don't have to answer. " +
+          "You can leave, and report them.";
+    ui.safetyMessage.textContent = message;
+    ui.safety.dataset.flags = Array.isArray(frame.flags)
+      ? frame.flags.filter((f) => typeof f === "string").join(" ")
+      : "";
+    const stick = nearBottom();
+    show(ui.safety, true);
+    if (stick) ui.log.scrollTop = ui.log.scrollHeight; // the notice takes room from the log
+    state.safetyNotice = true;
+  }
+
+  function hideSafety() {
+    show(ui.safety, false);
+    ui.safetyMessage.textContent = "";
+    delete ui.safety.dataset.flags;
   }
 
   // ---------------------------------------------------------------- receipt
@@ -830,6 +1070,25 @@
     });
     ui.dialog.addEventListener("close", () => {
       if (!ui.chat.hidden) (ui.message.disabled ? ui.stop : ui.message).focus();
+    });
+    ui.warningEdit.addEventListener("click", () => settleWarning("edit"));
+    ui.warningCancel.addEventListener("click", () => settleWarning("cancel"));
+    ui.warningSend.addEventListener("click", () => settleWarning("send"));
+    ui.warning.addEventListener("cancel", (event) => {
+      event.preventDefault(); // Esc is "Don't send", the safe choice
+      settleWarning("cancel");
+    });
+    ui.warning.addEventListener("close", () => {
+      if (state.warned) settleWarning("cancel"); // closed some other way: still not sent
+      else if (!ui.chat.hidden && document.activeElement === document.body) {
+        if (ui.message.disabled) ui.stop.focus();
+        else focusMessage();
+      }
+    });
+    ui.safetyDismiss.addEventListener("click", () => {
+      hideSafety();
+      if (ui.message.disabled) ui.stop.focus();
+      else focusMessage();
     });
     document.addEventListener("keydown", onGlobalKeydown);
 
