@@ -80,4 +80,7 @@ def empty_postgres_log(url: str) -> None:
             "TRUNCATE receipts, reports, messages, addresses, participants, sessions, "
             "audit_entries, audit_nodes, audit_checkpoints RESTART IDENTITY CASCADE"
         )
-        db.execute("UPDATE audit_head SET size = 0, frontier = ''::bytea, checkpoint = NULL")
+        db.execute(
+            "UPDATE audit_head SET size = 0, frontier = ''::bytea, checkpoint = NULL, "
+            "checkpoint_size = NULL"
+        )

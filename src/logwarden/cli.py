@@ -457,7 +457,8 @@ def scan(
             except ValueError as exc:
                 failed = True
                 result = {"error": f"line {number}: {exc}"}
-            print(json.dumps(result, ensure_ascii=False))
+            # ASCII escapes: a lone surrogate in a sender's name must not stop the output.
+            print(json.dumps(result))
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {source}: {exc.strerror}") from None
     if failed:
@@ -526,28 +527,48 @@ KeyOption = Annotated[
 
 @audit_app.command("verify")
 def audit_verify(
-    data_dir: DataDirOption = None, config: ConfigOption = None, key: KeyOption = None
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    key: KeyOption = None,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint kept outside the database (a witness's copy); repeatable. The "
+            "log must reach and match each.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Recompute the audit log from the store, check every signed checkpoint and the rows it
     covers; name the first entry that does not match. Exits 1 if anything does not."""
     from logwarden.audit.verify import verify_log
+    from logwarden.datadir import AUDIT_ANCHOR_FILE
 
     try:
         settings = _settings(config, data_dir=data_dir)
         verifier = _verifier_key(settings, key)
+        anchors = []
+        for path in [settings.keys_dir / AUDIT_ANCHOR_FILE, *(checkpoints or [])]:
+            try:
+                anchors.append((str(path), path.read_bytes()))
+            except FileNotFoundError:
+                if path in (checkpoints or []):
+                    raise typer.BadParameter(f"no checkpoint file {path}") from None
         store = _open_store(settings)
         try:
-            result = verify_log(store, verifier=verifier, origin=verifier.name)
+            result = verify_log(store, verifier=verifier, origin=verifier.name, anchors=anchors)
         finally:
             store.close()
     except LogwardenError as exc:
         raise _fail(exc) from None
+    out.print(f"verifier key: {verifier}", highlight=False)
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
     if result.ok:
         out.print(
             f"audit log verified: {result.size} entries, {result.checkpoints} signed checkpoints "
-            "match, every row matches its entry",
+            f"match ({result.anchors} kept outside the database), every row matches its entry",
             highlight=False,
         )
         return

@@ -26,6 +26,7 @@ from logwarden.vault import KeyStore, Vault, create_key_file, load_key_file
 from logwarden.vault.keys import KEK_FILE_NAME, KEY_FILE_NAME
 
 __all__ = [
+    "AUDIT_ANCHOR_FILE",
     "AUDIT_KEY_FILE",
     "AUDIT_PUBLIC_FILE",
     "initialise",
@@ -41,6 +42,7 @@ __all__ = [
 
 AUDIT_KEY_FILE = "audit.key"  # in keys/
 AUDIT_PUBLIC_FILE = "audit.pub"  # in the data directory: the verifier key, for anyone
+AUDIT_ANCHOR_FILE = "audit.last"  # in keys/: the last checkpoint signed, outside the database
 
 
 def is_initialised(settings: Settings) -> bool:
@@ -147,7 +149,13 @@ def open_audit(settings: Settings, *, store: Store, clock: Clock) -> AuditLog:
     if settings.audit.checkpoint_url is not None:
         publishers.append(url_publisher(settings.audit.checkpoint_url))
     signer = load_signing_key(settings.keys_dir / AUDIT_KEY_FILE)
-    return AuditLog(store, signer=signer, clock=clock, publishers=publishers)
+    return AuditLog(
+        store,
+        signer=signer,
+        clock=clock,
+        publishers=publishers,
+        anchor_path=settings.keys_dir / AUDIT_ANCHOR_FILE,
+    )
 
 
 def open_vault(settings: Settings, keystore: KeyStore) -> Vault:

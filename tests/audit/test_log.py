@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from logwarden.audit.log import AuditLog, file_publisher, url_publisher
 from logwarden.audit.proofs import verify_consistency, verify_inclusion
 from logwarden.clock import FakeClock
 from logwarden.errors import AuditVerificationError
-from logwarden.store import AuditRecord, SqlStore, WriteBatch
+from logwarden.store import AuditRecord, SqlStore, WriteBatch, schema
 from tests.conftest import empty_postgres_log
 
 SIGNER = notes.SigningKey.from_seed("log.example/audit-test", seed=bytes(range(32)))
@@ -203,15 +204,39 @@ class TestCheckpoints:
         assert [size for size, _at, _note in store.audit_checkpoints()] == [1, 4]
         assert store.audit_head().checkpoint is not None
 
-    def test_a_replaced_head_checkpoint_is_signed_over(self, store: SqlStore) -> None:
-        """If the stored newest checkpoint does not verify, the next checkpoint replaces it
-        rather than trusting its size."""
+    def test_a_truncated_log_is_not_signed(self, store: SqlStore, tmp_path: Path) -> None:
+        """Once a checkpoint is signed, a head that does not extend it (the last entries
+        deleted and the head rolled back) is refused, also by a new process that only has the
+        anchor file."""
+        anchor = tmp_path / "audit.last"
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), anchor_path=anchor)
+        audit.append(records(20))
+        assert audit.checkpoint() is not None
+        assert anchor.exists()
+        rows = store.audit_entries(0, 18)
+        tree = merkle.CompactRange()
+        tree.extend(row.leaf_hash for row in rows)
+        with store._engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM audit_entries WHERE idx >= 18")
+            conn.execute(schema.audit_head.update().values(size=18, frontier=b"".join(tree.hashes)))
+        with pytest.raises(AuditVerificationError, match="refusing to sign"):
+            audit.checkpoint()
+        again = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), anchor_path=anchor)
+        store.append_audit(records(5, start=100))  # grown past the old size, on a rewritten base
+        with pytest.raises(AuditVerificationError, match="does not extend checkpoint 20"):
+            again.checkpoint()
+
+    def test_a_checkpoint_only_moves_forward(self, store: SqlStore) -> None:
+        """An older checkpoint saved after a newer one (a slower signer) is not kept as the
+        newest."""
         audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0))
         audit.append(records(3))
-        note = audit.checkpoint()
-        assert note is not None
-        store.save_checkpoint(size=3, at=T0, note=note.replace(b"3\n", b"4\n", 1), keep=False)
-        assert audit.checkpoint() is not None
+        first = audit.checkpoint()
+        audit.append(records(2, start=3))
+        second = audit.checkpoint()
+        assert first is not None and second is not None
+        assert not store.save_checkpoint(size=3, at=T0, note=first, keep=False)
+        assert store.audit_head().checkpoint == second
 
     def test_publishers_get_every_checkpoint_and_their_failure_is_logged(
         self, store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -256,6 +281,9 @@ class TestCheckpoints:
             )
             audit.append(records(2))
             note = audit.checkpoint()
+            deadline = time.monotonic() + 10
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.01)
         finally:
             server.shutdown()
         assert received == [note]

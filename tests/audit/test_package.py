@@ -259,8 +259,7 @@ EDITS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     ),
     "the last message dropped": (
         lambda d: d["messages"].pop(),
-        r"the log recorded 6 messages in this session; the package holds 5: messages were "
-        r"dropped or added",
+        r"the export recorded 6 messages; the package holds 5: messages were dropped or added",
     ),
     "a middle message dropped": (
         lambda d: d["messages"].pop(2),
@@ -368,7 +367,16 @@ class TestEdits:
             doc["messages"].pop()
             doc["session"]["end_entry"] = None
 
-        fails(edited(exported.data, change), r"end", key=KEY)
+        fails(edited(exported.data, change), r"dropped or added", key=KEY)
+
+    def test_the_end_entry_removed_with_the_end_fails(self, exported: Exported) -> None:
+        """An ended session's end entry removed: the end the package still states is not
+        proven, and it fails."""
+
+        def change(doc: dict[str, Any]) -> None:
+            doc["session"]["end_entry"] = None
+
+        fails(edited(exported.data, change), r"holds no end entry", key=KEY)
 
     def test_the_exporter_edited_fails(self, exported: Exported) -> None:
         """Who exported the package and why, as the HTML shows them, cannot be changed."""

@@ -432,15 +432,15 @@ class TestSessionRows:
         with the entry that placed it."""
         sid, index = log.sid("held"), log.entry("held", "hold")
         assert log.run("UPDATE sessions SET held_at = NULL WHERE id = :s", s=sid) == 1
-        assert_found(
-            log.verify(), f"session {sid}: entry {index} placed a hold, the store says none"
-        )
+        assert_found(log.verify(), f"session {sid}: held since None in the store", entry=index)
 
     def test_a_hold_without_an_entry_is_named(self, log: Copy) -> None:
         """A hold set in the row but never recorded: named."""
         sid = log.sid("plain")
         log.run("UPDATE sessions SET held_at = :t, hold_reason = 'x' WHERE id = :s", t=T0, s=sid)
-        assert_found(log.verify(), f"session {sid} is held in the store, no entry records")
+        assert_found(
+            log.verify(), f"session {sid}: held since {T0} in the store, the entries say None"
+        )
 
     @pytest.mark.parametrize(("role", "kind"), [("reported", "report"), ("flagged", "flag")])
     def test_a_cleared_report_flag_is_named(self, log: Copy, role: str, kind: str) -> None:
@@ -448,9 +448,7 @@ class TestSessionRows:
         that reported it."""
         sid, index = log.sid(role), log.entry(role, kind)
         assert log.run("UPDATE sessions SET reported_at = NULL WHERE id = :s", s=sid) == 1
-        assert_found(
-            log.verify(), f"session {sid}: entry {index} reported it, the store says it is not"
-        )
+        assert_found(log.verify(), f"session {sid}: reported since None in the store", entry=index)
 
     def test_a_deleted_report_is_named(self, log: Copy) -> None:
         """A report row deleted: the entry that recorded it is named."""

@@ -97,17 +97,24 @@ class TestBaseline:
             engine.dispose()
 
     def test_downgrade_and_upgrade_again(self, backend: tuple[str, str]) -> None:
-        """The baseline's downgrade removes every table, and upgrading again restores them."""
+        """Downgrading to the audit log's revision removes what came after, and upgrading
+        again restores it; downgrading the audit log itself away is refused."""
         open_store(*backend).close()
         engine = create_engine(engine_url(*backend))
         try:
             cfg = config()
             with engine.begin() as conn:
                 cfg.attributes["connection"] = conn
-                command.downgrade(cfg, "base")
+                command.downgrade(cfg, "0002")
             with engine.connect() as conn:
-                left = conn.dialect.get_table_names(conn)
-            assert set(left) <= {"alembic_version"}
+                left = set(conn.dialect.get_table_names(conn))
+            assert "safety_events" not in left and "audit_entries" in left
+            with (
+                pytest.raises(NotImplementedError, match="cannot be downgraded"),
+                engine.begin() as conn,
+            ):
+                cfg.attributes["connection"] = conn
+                command.downgrade(cfg, "base")
         finally:
             engine.dispose()
         open_store(*backend).close()

@@ -87,10 +87,10 @@ def parse_body(index: int, body: bytes) -> dict[str, Any]:
     """An entry's fields; ``AuditVerificationError`` if the body is not a canonical entry."""
     try:
         fields = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5,000-digit number, nesting
         raise AuditVerificationError(f"entry {index}: its body is not JSON") from None
     if not isinstance(fields, dict) or fields.get("kind") not in KINDS:
         raise AuditVerificationError(f"entry {index}: not an audit entry (no known kind)")
-    if not isinstance(fields.get("at"), int) or canonical(fields) != body:
+    if type(fields.get("at")) is not int or canonical(fields) != body:
         raise AuditVerificationError(f"entry {index}: its body is not in canonical form")
     return fields

@@ -184,7 +184,7 @@ def _verify_package(data: bytes, verifier_key: str | None) -> VerifiedTranscript
     # 1. Read the archive: exactly the expected members, each of bounded size.
     members = _read_members(data)
     try:
-        document = json.loads(members["transcript.json"])
+        document = json.loads(members["transcript.json"], object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AuditVerificationError(f"transcript.json is not JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -268,7 +268,12 @@ def _check_document(
     for position, message in enumerate(messages, start=1):
         _check_message(position, message, session_id, salt, checkpoint)
     result.messages = len(messages)
-    _check_export(document.get("exported"), session_id, checkpoint)
+    exported_count = _check_export(document.get("exported"), session_id, checkpoint)
+    if _is_int(exported_count) and exported_count != len(messages):
+        raise AuditVerificationError(
+            f"the export recorded {exported_count} messages; the package holds {len(messages)}: "
+            "messages were dropped or added"
+        )
     if end is None:
         if session.get("ended_at") is not None or session.get("end_reason") is not None:
             raise AuditVerificationError(
@@ -292,9 +297,20 @@ def _check_document(
             f"{len(messages)}: messages were dropped or added"
         )
     result.complete = _is_int(counted)
+    if not result.complete:
+        result.warnings.append("the log did not record how many messages the session had")
 
 
-def _check_export(exported: Any, session_id: str, checkpoint: notes.Checkpoint) -> None:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A key given twice reads as its last value here but as its first in other tools: one
+    # package, two transcripts. Refuse it.
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise AuditVerificationError("transcript.json gives a key twice")
+    return dict(pairs)
+
+
+def _check_export(exported: Any, session_id: str, checkpoint: notes.Checkpoint) -> Any:
     """Who exported the transcript, when and why, as its own entry proves."""
     if not isinstance(exported, dict):
         raise AuditVerificationError("the package does not say who exported it")
@@ -306,6 +322,7 @@ def _check_export(exported: Any, session_id: str, checkpoint: notes.Checkpoint) 
             raise AuditVerificationError(
                 f"who exported the transcript, when or why differs from the export entry ({name})"
             )
+    return fields.get("messages")
 
 
 def _check_message(
@@ -458,9 +475,15 @@ def build_package(
             f"session {session_id}'s text is destroyed (retention): nothing to export"
         )
     now = audit.now_ms()
-    export_index = audit.append(
-        [entry("export", at=now, session_id=session_id, by=by, reason=reason)]
+    exported = entry(
+        "export",
+        at=now,
+        session_id=session_id,
+        by=by,
+        reason=reason,
+        messages=len(transcript.messages),
     )
+    export_index = audit.append([exported])
     audit.checkpoint()
     note = store.audit_head().checkpoint
     if note is None:

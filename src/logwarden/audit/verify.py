@@ -18,17 +18,15 @@ Three layers, each naming what it finds (docs/audit.md):
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
 from logwarden.audit.entries import digest, metadata_commitment, parse_body
-from logwarden.audit.proofs import verify_consistency
-from logwarden.errors import AuditVerificationError, LogwardenError
+from logwarden.errors import AuditVerificationError
 from logwarden.store import AuditEntryRow, SessionRecord, Store
 from logwarden.store._audit import NODE_STRIDE
 
@@ -49,6 +47,7 @@ class Problem:
 class Verification:
     size: int = 0  # entries read
     checkpoints: int = 0  # signed checkpoints that verified and matched
+    anchors: int = 0  # of them, checkpoints kept outside the database
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -66,21 +65,36 @@ class Verification:
 
 @dataclass(frozen=True, slots=True)
 class _Signed:
-    at: int | None  # when it was saved in the history; None for the head's
+    where: str  # for people: which checkpoint this is
     checkpoint: notes.Checkpoint
 
 
-def verify_log(store: Store, *, verifier: notes.VerifierKey, origin: str) -> Verification:
+def verify_log(
+    store: Store,
+    *,
+    verifier: notes.VerifierKey,
+    origin: str,
+    anchors: Sequence[tuple[str, bytes]] = (),
+) -> Verification:
     """Check the whole log and the rows it covers; the result lists every problem found.
+
+    ``anchors`` are checkpoints kept outside the database, as (where, note): the signer's own
+    (``keys/audit.last``) and any a witness kept. The database's checkpoints can be deleted
+    or rolled back by whoever can write to it; these cannot, so the log must still reach and
+    match each of them.
+
+    Every checkpoint's root is compared with the root recomputed from the entries at its
+    size: all of them matching one recomputed tree is what makes them consistent with each
+    other, a stronger check than a consistency proof read from the same database.
 
     Raises ``StoreError`` only if the store cannot be read at all.
     """
     result = Verification()
-    signed = _signed_checkpoints(store, verifier, origin, result)
+    signed = _signed_checkpoints(store, verifier, origin, anchors, result)
+    size = store.audit_head().size  # entries appended after this are left to the next run
     sessions = _Sessions()
-    tree = _recompute(store, signed, sessions, result)
+    tree = _recompute(store, signed, sessions, result, size=size)
     _check_head(store, tree, signed, result)
-    _check_consistency(store, signed, result)
     _check_rows(store, sessions, result)
     return result
 
@@ -89,23 +103,47 @@ def verify_log(store: Store, *, verifier: notes.VerifierKey, origin: str) -> Ver
 
 
 def _signed_checkpoints(
-    store: Store, verifier: notes.VerifierKey, origin: str, result: Verification
+    store: Store,
+    verifier: notes.VerifierKey,
+    origin: str,
+    anchors: Sequence[tuple[str, bytes]],
+    result: Verification,
 ) -> list[_Signed]:
     found: dict[int, _Signed] = {}
-    for size, at, note in store.audit_checkpoints():
-        checkpoint = _open(note, verifier, origin, f"the checkpoint kept for size {size}", result)
+
+    def add(where: str, checkpoint: notes.Checkpoint) -> None:
+        known = found.get(checkpoint.size)
+        if known is not None and known.checkpoint.root_hash != checkpoint.root_hash:
+            # Two signed trees of one size: the key signed a fork. Nothing can be trusted.
+            result.problems.append(
+                Problem(
+                    None,
+                    f"{where} and {known.where} are both signed for size {checkpoint.size} "
+                    "with different roots: the log was forked",
+                )
+            )
+        found.setdefault(checkpoint.size, _Signed(where, checkpoint))
+
+    for size, _at, note in store.audit_checkpoints():
+        where = f"the checkpoint kept for size {size}"
+        checkpoint = _open(note, verifier, origin, where, result)
         if checkpoint is None:
             continue
         if checkpoint.size != size:
-            what = f"the checkpoint kept for size {size} is signed for size {checkpoint.size}"
-            result.problems.append(Problem(None, what + ": it was moved"))
+            what = f"{where} is signed for size {checkpoint.size}: it was moved"
+            result.problems.append(Problem(None, what))
             continue
-        found[size] = _Signed(at, checkpoint)
+        add(where, checkpoint)
     head_note = store.audit_head().checkpoint
     if head_note is not None:
         checkpoint = _open(head_note, verifier, origin, "the newest checkpoint", result)
         if checkpoint is not None:
-            found.setdefault(checkpoint.size, _Signed(None, checkpoint))
+            add("the newest checkpoint", checkpoint)
+    for where, note in anchors:
+        checkpoint = _open(note, verifier, origin, where, result)
+        if checkpoint is not None:
+            add(where, checkpoint)
+            result.anchors += 1
     return [found[size] for size in sorted(found)]
 
 
@@ -127,22 +165,22 @@ class _Sessions:
         self.deleted: set[str] = set()
 
 
-def _entries(store: Store) -> Iterator[AuditEntryRow]:
+def _entries(store: Store, size: int) -> Iterator[AuditEntryRow]:
+    """The stored entries with indexes in ``[0, size)``, in order, gaps and all."""
     start = 0
-    while True:
-        rows = store.audit_entries(start, start + _CHUNK)
+    while start < size:
+        rows = store.audit_entries(start, min(size, start + _CHUNK))
         if not rows:
-            # A gap as long as a chunk would end the reading early: look past it.
-            later = store.audit_entries(start + _CHUNK, 1 << 62)[:1]
-            if not later:
+            # A gap as long as a chunk: look for the next entry past it.
+            rows = store.audit_entries(start + _CHUNK, size, limit=1)
+            if not rows:
                 return
-            rows = later
         yield from rows
         start = rows[-1].idx + 1
 
 
 def _recompute(
-    store: Store, signed: list[_Signed], sessions: _Sessions, result: Verification
+    store: Store, signed: list[_Signed], sessions: _Sessions, result: Verification, *, size: int
 ) -> merkle.CompactRange:
     tree = merkle.CompactRange()
     stored = store.audit_nodes()
@@ -166,7 +204,7 @@ def _recompute(
         )
         named.append((first, last))
 
-    for row in _entries(store):
+    for row in _entries(store, size):
         if row.idx != tree.size:
             if row.idx < tree.size:  # cannot happen with a primary key; fail closed anyway
                 result.problems.append(Problem(row.idx, f"entry {row.idx} appears twice"))
@@ -275,31 +313,20 @@ def _check_head(
         )
 
 
-def _check_consistency(store: Store, signed: list[_Signed], result: Verification) -> None:
-    """Each checkpoint must extend the one before it (RFC 9162 §2.1.4 proofs)."""
-    if not result.ok:
-        return  # the stored nodes are in doubt: the recomputation has named the problem
-    for old, new in itertools.pairwise(signed):
-        a, b = old.checkpoint, new.checkpoint
-        try:
-            proof = store.audit_consistency(old_size=a.size, new_size=b.size)
-            verify_consistency(
-                old_size=a.size,
-                new_size=b.size,
-                old_root=a.root_hash,
-                new_root=b.root_hash,
-                proof=proof,
-            )
-        except (AuditVerificationError, ValueError, LogwardenError) as exc:
-            result.problems.append(
-                Problem(None, f"checkpoints {a.size} and {b.size} are not consistent: {exc}")
-            )
-
-
 # -- 3. the rows --------------------------------------------------------------------------------
 
 
 def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None:
+    # Entries appended while we read are in the log (the next run recomputes them); entries
+    # outside [0, size) were never in the tree, so nothing about a row may rest on them.
+    size = store.audit_head().size
+    outside = store.audit_entries(-(1 << 63), 0, limit=1) + store.audit_entries(
+        size, (1 << 63) - 1, limit=1
+    )
+    for row in outside:
+        result.problems.append(
+            Problem(None, f"an entry is stored at index {row.idx}, outside the log: inserted")
+        )
     in_store = set(store.session_ids())
     for session_id in sorted(set(sessions.started) - in_store - sessions.deleted):
         index = sessions.started[session_id]
@@ -314,7 +341,7 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
         record = store.session(session_id)
         if record is None:
             continue  # deleted since the list was read
-        entries = store.audit_entries_of(session_id)
+        entries = [e for e in store.audit_entries_of(session_id) if 0 <= e.idx < size]
         if not entries:
             # Fail closed: a session's start time is the attacker's to write, so "older than
             # the log" cannot excuse it (a log upgraded from before the audit log says so too).
@@ -326,7 +353,16 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
                 )
             )
             continue
-        _check_session(record, _readable(entries), result)
+        try:
+            _check_session(record, _readable(entries), result)
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            # Rows of the wrong type (text where bytes belong, JSON that is not JSON) are
+            # tampering too, and must be reported, not crash the check.
+            result.problems.append(
+                Problem(
+                    None, f"session {session_id}: a row is malformed ({exc.__class__.__name__})"
+                )
+            )
 
 
 def _readable(entries: list[AuditEntryRow]) -> list[tuple[int, dict[str, Any]]]:
@@ -386,9 +422,17 @@ def _compare_start(
         yield Problem(
             index, f"session {sid}: its participants (IP pseudonyms) differ from entry {index}"
         )
+    receipts = [(r.slot, r.token_digest) for r in record.receipts]
+    if record.receipts and start.get("receipts") != metadata_commitment(salt, receipts):
+        yield Problem(index, f"session {sid}: its receipts differ from entry {index}")
     committed = start.get("addresses") or []
+    slots = [address.slot for address in record.addresses]
+    if len(set(slots)) != len(slots) or len(slots) > len(committed):
+        yield Problem(index, f"session {sid}: it has address rows entry {index} never committed")
     for address in record.addresses:
-        if address.slot >= len(committed) or committed[address.slot] != digest(address.ip_sealed):
+        if not 0 <= address.slot < len(committed) or committed[address.slot] != digest(
+            address.ip_sealed
+        ):
             yield Problem(
                 index,
                 f"session {sid}: the address of slot {address.slot} differs from entry {index}",
@@ -481,10 +525,9 @@ def _compare_safety(
     """Each safety event row is the one its entry records, in order."""
     sid = record.session.id
     for n, (event, (index, fields)) in enumerate(zip(record.safety, entries, strict=False)):
-        detail = {k: v for k, v in fields.items() if k not in {"kind", "at", "session", "slot"}}
-        kind = detail.pop("event", None)
-        if (event.kind, event.at, event.slot) != (kind, fields.get("at"), fields.get("slot")) or (
-            json.loads(event.detail) != detail
+        recorded = (fields.get("event"), fields.get("at"), fields.get("slot"))
+        if (event.kind, event.at, event.slot) != recorded or (
+            json.loads(event.detail) != fields.get("detail")
         ):
             yield Problem(index, f"session {sid}: safety event {n + 1} differs from entry {index}")
     if len(record.safety) > len(entries):
@@ -497,17 +540,45 @@ def _compare_safety(
 def _compare_state(
     record: SessionRecord, by_kind: dict[str, list[tuple[int, dict[str, Any]]]]
 ) -> Iterator[Problem]:
-    """A report or a hold the entries record must still be in the row: clearing one would let
-    the purge destroy evidence."""
+    """The retention columns must be what the entries say: a report, flag or preserving safety
+    event sets ``reported_at`` (the first one's time), a hold ``held_at`` (its time), an
+    erasure request ``erase_after``. Clearing or back-dating any of them would let the purge
+    destroy evidence, or erase a chat nobody asked to erase."""
     sid, state = record.session.id, record.retention
-    reported = by_kind.get("report", []) + by_kind.get("flag", [])
-    if reported and state.reported_at is None:
-        index = min(i for i, _ in reported)
-        yield Problem(index, f"session {sid}: entry {index} reported it, the store says it is not")
+    preserving = [
+        (index, fields)
+        for index, fields in by_kind.get("report", [])
+        + by_kind.get("flag", [])
+        + by_kind.get("safety", [])
+        if fields["kind"] != "safety" or _preserves(fields)
+    ]
+    first = min((fields["at"] for _, fields in preserving), default=None)
+    if state.reported_at != first:
+        index = min((i for i, _ in preserving), default=None)
+        yield Problem(
+            index,
+            f"session {sid}: reported since {state.reported_at} in the store, the entries say "
+            f"{first}",
+        )
     holds = sorted(by_kind.get("hold", []) + by_kind.get("release", []), key=lambda e: e[0])
-    held_by_log = bool(holds) and holds[-1][1]["kind"] == "hold"
-    if held_by_log and state.held_at is None:
-        index = holds[-1][0]
-        yield Problem(index, f"session {sid}: entry {index} placed a hold, the store says none")
-    elif state.held_at is not None and not held_by_log:
-        yield Problem(None, f"session {sid} is held in the store, no entry records the hold")
+    held_at = holds[-1][1]["at"] if holds and holds[-1][1]["kind"] == "hold" else None
+    if state.held_at != held_at:
+        index = holds[-1][0] if holds else None
+        yield Problem(
+            index,
+            f"session {sid}: held since {state.held_at} in the store, the entries say {held_at}",
+        )
+    erasures = by_kind.get("erasure", [])
+    until = erasures[-1][1].get("until") if erasures else None
+    if state.erase_after != until:
+        index = erasures[-1][0] if erasures else None
+        yield Problem(
+            index,
+            f"session {sid}: an erasure is due at {state.erase_after} in the store, the entries "
+            f"say {until}",
+        )
+
+
+def _preserves(fields: dict[str, Any]) -> bool:
+    detail = fields.get("detail")
+    return isinstance(detail, dict) and detail.get("preserve") is True

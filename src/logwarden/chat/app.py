@@ -186,9 +186,18 @@ def _end_interrupted(store: Store, *, at: int) -> int:
     if unfinished:
         batch = WriteBatch()
         for session_id in unfinished:
+            record = store.session(session_id)
+            said = record.messages[-1].seq if record is not None and record.messages else 0
             batch.ends.append(SessionEndRow(session_id, at, "interrupted", None))
             batch.audit.append(
-                entry("end", at=at, session_id=session_id, reason="interrupted", by=None)
+                entry(
+                    "end",
+                    at=at,
+                    session_id=session_id,
+                    reason="interrupted",
+                    by=None,
+                    messages=said,
+                )
             )
         store.write(batch)
     return len(unfinished)

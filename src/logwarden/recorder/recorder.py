@@ -338,10 +338,18 @@ class Recorder:
             case _SessionStart():
                 self._add_start(batch, record)
             case _SafetyEvent(session_id, slot, at, kind, detail, preserve):
+                detail = {**detail, "preserve": preserve}  # what verify reads reported_at from
                 body = json.dumps(detail, sort_keys=True, separators=(",", ":"))
                 batch.safety.append(SafetyEventRow(session_id, slot, at, kind, body))
                 batch.audit.append(
-                    entry("safety", at=at, session_id=session_id, slot=slot, event=kind, **detail)
+                    entry(
+                        "safety",
+                        at=at,
+                        session_id=session_id,
+                        slot=slot,
+                        event=kind,
+                        detail=detail,
+                    )
                 )
                 if preserve:
                     batch.preserve.append((session_id, at))

@@ -171,30 +171,27 @@ class Retention:
 
     # -- reclassification ------------------------------------------------------------------
 
-    # Each change is written to the audit log before it is made: a crash in between leaves
-    # an entry for a change not made yet (``audit verify`` names it), never a change unlogged.
+    # A change of the log store's state is written with its audit entry, in one transaction.
+    # What the keystore destroys is written to the audit log first: a crash in between leaves
+    # an entry for a destruction the next purge finishes, never a destruction unlogged.
 
     def flag(
         self, session_id: str, *, by: str = SYSTEM, reason: str | None = None
     ) -> RetentionState | None:
         """Move a session to the reported class (a safety flag); None if there is none."""
         with self._lock:
-            if self._store.retention_state(session_id) is None:
-                return None
             now = self._clock.now_ms()
-            self._record("flag", session_id, at=now, by=by, reason=reason)
-            if not self._store.mark_reported(session_id, at=now):
+            flagged = entry("flag", at=now, session_id=session_id, by=by, reason=reason)
+            if not self._store.mark_reported(session_id, at=now, audit=[flagged]):
                 return None
             return self.apply(session_id)
 
     def hold(self, session_id: str, *, reason: str, by: str = SYSTEM) -> RetentionState | None:
         """Place a legal hold: everything of the session is kept until released."""
         with self._lock:
-            if self._store.retention_state(session_id) is None:
-                return None
             now = self._clock.now_ms()
-            self._record("hold", session_id, at=now, by=by, reason=reason)
-            if not self._store.set_hold(session_id, held_at=now, reason=reason):
+            held = entry("hold", at=now, session_id=session_id, by=by, reason=reason)
+            if not self._store.set_hold(session_id, held_at=now, reason=reason, audit=[held]):
                 return None
             return self.apply(session_id)
 
@@ -202,10 +199,8 @@ class Retention:
         """Release a hold: the session's own classes apply again, from their own days (what
         has expired meanwhile is destroyed now)."""
         with self._lock:
-            if self._store.retention_state(session_id) is None:
-                return None
-            self._record("release", session_id, at=self._clock.now_ms(), by=by)
-            if not self._store.set_hold(session_id, held_at=None, reason=None):
+            released = entry("release", at=self._clock.now_ms(), session_id=session_id, by=by)
+            if not self._store.set_hold(session_id, held_at=None, reason=None, audit=[released]):
                 return None
             return self.apply(session_id)
 
@@ -344,9 +339,12 @@ class Retention:
         # let someone remove the evidence of what they just did.
         grace = REPORT_GRACE_MS if self._report_window_ms else 0
         window_closes = state.ended_at + self._report_window_ms + grace
+        # Scheduled for the window's end, or for now; either way the request is durable with
+        # its entry before anything is destroyed, and the purge finishes what a crash cut short.
+        when = max(now, window_closes)
+        asked = entry("erasure", at=now, session_id=state.session_id, until=when)
+        self._store.set_erase_after(state.session_id, when, audit=[asked])
         if now < window_closes:
-            self._record("erasure", state.session_id, at=now, until=window_closes)
-            self._store.set_erase_after(state.session_id, window_closes)
             return Erasure(
                 "scheduled", "the other person can still report this chat until then", window_closes
             )

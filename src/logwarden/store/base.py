@@ -198,6 +198,7 @@ class SessionRecord:
     reports: tuple[ReportRow, ...]
     retention: RetentionState
     safety: tuple[SafetyEventRow, ...] = ()
+    receipts: tuple[ReceiptRow, ...] = ()
 
 
 class Store(Protocol):
@@ -232,12 +233,19 @@ class Store(Protocol):
         """Every session that is reported or held."""
         ...
 
-    def mark_reported(self, session_id: str, *, at: int) -> bool:
+    def mark_reported(self, session_id: str, *, at: int, audit: Sequence[AuditRecord] = ()) -> bool:
         """Put a session in the reported class (a safety flag); False if there is no such
         session. Keeps an earlier ``reported_at``; moves its rows to ``PRESERVED``."""
         ...
 
-    def set_hold(self, session_id: str, *, held_at: int | None, reason: str | None) -> bool:
+    def set_hold(
+        self,
+        session_id: str,
+        *,
+        held_at: int | None,
+        reason: str | None,
+        audit: Sequence[AuditRecord] = (),
+    ) -> bool:
         """Place (``held_at`` set) or release (``None``) a legal hold; False if no session.
         Placing moves the session's rows to ``PRESERVED``; releasing moves nothing (the
         caller decides where they go with ``move_rows``)."""
@@ -250,7 +258,12 @@ class Store(Protocol):
         deletes those rows instead."""
         ...
 
-    def set_erase_after(self, session_id: str, at: int | None) -> None: ...
+    def set_erase_after(
+        self, session_id: str, at: int | None, *, audit: Sequence[AuditRecord] = ()
+    ) -> None:
+        """Schedule (or cancel) an erasure. State changes take ``audit`` entries, appended in
+        the same transaction if the session exists."""
+        ...
 
     def pending_erasures(self, as_of: int) -> list[str]:
         """Sessions whose erasure is due (``erase_after <= as_of``), not reported or held."""
@@ -303,8 +316,11 @@ class Store(Protocol):
 
     def audit_head(self) -> AuditHead: ...
 
-    def audit_entries(self, start: int, stop: int) -> list[AuditEntryRow]:
-        """The stored entries with ``start <= idx < stop``, in order (gaps are not filled)."""
+    def audit_entries(
+        self, start: int, stop: int, *, limit: int | None = None
+    ) -> list[AuditEntryRow]:
+        """The stored entries with ``start <= idx < stop``, in order (gaps are not filled),
+        at most ``limit`` of them."""
         ...
 
     def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
@@ -325,8 +341,9 @@ class Store(Protocol):
         """The root of the tree of the first ``size`` entries, from the stored nodes."""
         ...
 
-    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> None:
-        """Make ``note`` the newest signed checkpoint; ``keep`` also adds it to the history."""
+    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> bool:
+        """Make ``note`` the newest signed checkpoint unless one as large is stored already
+        (False then); ``keep`` also adds it to the history."""
         ...
 
     def audit_checkpoints(self) -> list[tuple[int, int, bytes]]:

@@ -167,6 +167,7 @@ audit_head = Table(
     Column("size", BigInteger, nullable=False),
     Column("frontier", LargeBinary, nullable=False),  # the compact range's hashes, concatenated
     Column("checkpoint", LargeBinary),  # the newest signed checkpoint (a signed note)
+    Column("checkpoint_size", BigInteger),  # its tree size: a checkpoint only moves forward
 )
 
 audit_checkpoints = Table(

@@ -280,6 +280,12 @@ class SqlStore:
                 .where(r.c.session_id == session_id)
                 .order_by(r.c.id)
             ).all()
+            t = schema.receipts
+            tokens = conn.execute(
+                select(*(t.c[name] for name in ReceiptRow._fields))
+                .where(t.c.session_id == session_id)
+                .order_by(t.c.slot)
+            ).all()
             e = schema.safety_events
             events = conn.execute(
                 select(*(e.c[name] for name in SafetyEventRow._fields))
@@ -302,6 +308,7 @@ class SqlStore:
             reports=tuple(ReportRow(*x) for x in reported),
             retention=RetentionState(*(row._mapping[column] for column in _RETENTION)),
             safety=tuple(SafetyEventRow(*x) for x in events),
+            receipts=tuple(ReceiptRow(*x) for x in tokens),
         )
 
     def reported_pairs(self) -> list[tuple[str, str]]:
@@ -348,16 +355,32 @@ class SqlStore:
         with _store_errors("read retention states"), self._engine.connect() as conn:
             return [RetentionState(*row) for row in conn.execute(query)]
 
-    def mark_reported(self, session_id: str, *, at: int) -> bool:
+    def mark_reported(self, session_id: str, *, at: int, audit: Sequence[AuditRecord] = ()) -> bool:
         with _store_errors("mark a session reported"), self._engine.begin() as conn:
-            return _mark_reported(conn, session_id, at=at)
+            found = _mark_reported(conn, session_id, at=at)
+            self._append_if(conn, found, audit)
+            return found
 
-    def set_hold(self, session_id: str, *, held_at: int | None, reason: str | None) -> bool:
+    def set_hold(
+        self,
+        session_id: str,
+        *,
+        held_at: int | None,
+        reason: str | None,
+        audit: Sequence[AuditRecord] = (),
+    ) -> bool:
         with _store_errors("place or release a hold"), self._engine.begin() as conn:
             found = _update_session(conn, session_id, held_at=held_at, hold_reason=reason)
             if found and held_at is not None:
                 _move_rows(conn, session_id, text_bucket=PRESERVED, address_bucket=PRESERVED)
+            self._append_if(conn, found, audit)
             return found
+
+    def _append_if(self, conn: Connection, found: bool, audit: Sequence[AuditRecord]) -> None:
+        """Append a change's audit entries in its transaction: the two are durable together
+        (the audit head's lock is taken last, after the row's)."""
+        if found and audit:
+            _audit.append(conn, audit, self._insert_chunked)
 
     def move_rows(
         self, session_id: str, *, text_bucket: int | None, address_bucket: int | None
@@ -372,9 +395,11 @@ class SqlStore:
         with _store_errors("move a session's rows"):
             self._in_days(lambda: days, work)
 
-    def set_erase_after(self, session_id: str, at: int | None) -> None:
+    def set_erase_after(
+        self, session_id: str, at: int | None, *, audit: Sequence[AuditRecord] = ()
+    ) -> None:
         with _store_errors("schedule an erasure"), self._engine.begin() as conn:
-            _update_session(conn, session_id, erase_after=at)
+            self._append_if(conn, _update_session(conn, session_id, erase_after=at), audit)
 
     def pending_erasures(self, as_of: int) -> list[str]:
         query = (
@@ -476,9 +501,13 @@ class SqlStore:
         with _store_errors("read the audit log's head"), self._engine.connect() as conn:
             return _audit.head(conn)
 
-    def audit_entries(self, start: int, stop: int) -> list[AuditEntryRow]:
+    def audit_entries(
+        self, start: int, stop: int, *, limit: int | None = None
+    ) -> list[AuditEntryRow]:
         e = schema.audit_entries
         query = select(*e.c).where(e.c.idx >= start, e.c.idx < stop).order_by(e.c.idx)
+        if limit is not None:
+            query = query.limit(limit)
         with _store_errors("read the audit log"), self._engine.connect() as conn:
             return [AuditEntryRow(*row) for row in conn.execute(query)]
 
@@ -507,12 +536,17 @@ class SqlStore:
         with _store_errors("compute an audit root"), self._engine.connect() as conn:
             return merkle.root_from(_audit.node_reader(conn), size)
 
-    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> None:
+    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> bool:
         h, c = schema.audit_head, schema.audit_checkpoints
         with _store_errors("save a checkpoint"), self._engine.begin() as conn:
-            conn.execute(update(h).where(h.c.id == 1).values(checkpoint=note))
-            if keep and conn.scalar(select(c.c.size).where(c.c.size == size)) is None:
+            # Only ever forward: a slower signer's older checkpoint must not replace a newer.
+            newer = or_(h.c.checkpoint_size.is_(None), h.c.checkpoint_size < size)
+            saved = conn.execute(
+                update(h).where(h.c.id == 1, newer).values(checkpoint=note, checkpoint_size=size)
+            ).rowcount
+            if saved and keep and conn.scalar(select(c.c.size).where(c.c.size == size)) is None:
                 conn.execute(c.insert().values(size=size, at=at, note=note))
+            return bool(saved)
 
     def audit_checkpoints(self) -> list[tuple[int, int, bytes]]:
         c = schema.audit_checkpoints

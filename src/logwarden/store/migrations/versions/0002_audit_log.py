@@ -56,6 +56,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit_checkpoints", "audit_head", "audit_nodes", "audit_entries"):
-        op.drop_table(table)
-    op.drop_column("sessions", "audit_salt")
+    # Dropping the audit log would destroy the evidence it exists to keep: refuse.
+    raise NotImplementedError("the audit log cannot be downgraded away; restore a backup instead")

@@ -1,4 +1,5 @@
-"""Safety events: personal-information warnings and their outcome, and risk assessments.
+"""Safety events: personal-information warnings and their outcome, and risk assessments; and
+the tree size of the audit log's newest checkpoint, so that it only ever moves forward.
 
 Revision ID: 0003
 Revises: 0002
@@ -30,7 +31,9 @@ def upgrade() -> None:
         sa.Column("detail", sa.String(20_000), nullable=False),
     )
     op.create_index("ix_safety_events_session_id", "safety_events", ["session_id"])
+    op.add_column("audit_head", sa.Column("checkpoint_size", sa.BigInteger))
 
 
 def downgrade() -> None:
+    op.drop_column("audit_head", "checkpoint_size")
     op.drop_table("safety_events")
