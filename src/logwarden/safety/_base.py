@@ -136,7 +136,7 @@ class Message:
     ) -> Finding:
         """A finding for ``view.text[start:end]``, with its span mapped to the original."""
         o_start, o_end = view.span(start, end)
-        if view.starts is not None and not self.original[o_start:o_end].isascii():
+        if not self.original[o_start:o_end].isascii():
             reason += _DISGUISED
         return Finding(kind, o_start, o_end, round(min(confidence, 0.99), 2), reason)
 

@@ -139,27 +139,35 @@ class UrlRule:
         return dotted and message.mentions(_URL_WORDS)
 
     def find(self, message: Message) -> Iterator[Finding]:
-        view = message.view
-        text = view.text
-        taken: list[tuple[int, int]] = []
-        for pattern, reason in (
-            (self._SCHEME, "a web address"),
-            (self._BARE, "a web address"),
-            (self._SPOKEN, "a web address with its dots written as words or brackets"),
-        ):
+        # The passes may find the same address twice ("https://example.com" and its bare
+        # domain); the detector keeps the more confident of overlapping findings.
+        text = message.text
+        passes = (
+            (self._SCHEME, "//" in text),
+            (self._BARE, "." in text),
+            (self._SPOKEN, True),
+        )
+        for pattern, wanted in passes:
+            if not wanted:
+                continue
             for m in pattern.finditer(text):
-                start, end = m.start(), self._trim(text, m.start(), m.end())
-                if any(s < end and start < e for s, e in taken):
-                    continue
                 if pattern is self._SPOKEN and m["first"] in _NOT_A_DOMAIN:
                     continue
-                why = reason
-                if pattern is not self._SPOKEN and ("[" in m.group() or "(" in m.group()):
-                    why = "a web address with its dots disguised"
-                if text.startswith("hxxp", start):
-                    why = "a web address written as 'hxxp' to hide it"
-                taken.append((start, end))
-                yield message.finding(view, self.kind, start, end, 0.9, why)
+                start, end = m.start(), self._trim(text, m.start(), m.end())
+                confidence, reason = self._explain(pattern, m.group())
+                yield message.finding(message.view, self.kind, start, end, confidence, reason)
+
+    def _explain(self, pattern: re.Pattern[str], url: str) -> tuple[float, str]:
+        """Confidence and reason: a bare "name.gg" may be a username, "https://…" is not."""
+        if url.startswith("hxxp"):
+            return 0.95, "a web address written as 'hxxp' to hide it"
+        if pattern is self._SCHEME or url.startswith("www"):
+            return 0.95, "a web address"
+        if pattern is self._SPOKEN:
+            return 0.85, "a web address with its dots written as words or brackets"
+        if "[" in url or "(" in url or "{" in url:
+            return 0.9, "a web address with its dots disguised"
+        return (0.9 if "/" in url else 0.8), "a web address"
 
     @staticmethod
     def _trim(text: str, start: int, end: int) -> int:

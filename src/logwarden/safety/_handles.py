@@ -56,7 +56,8 @@ _ALIAS_WORDS = frozenset(w.split()[0] for w in _PLATFORMS if w.isascii())
 _VERBS = frozenset({"snap", "snapchat", "kik", "telegram", "tele", "whatsapp", "skype", "discord"})
 
 _NAME_WORD = r"(?:[ ]{0,2}(?:user ?name|user|name|handle|id|tag|account|acc))?"
-_VALUE = re.compile(r"@?[a-z0-9_](?:[a-z0-9_.\-]{0,30}[a-z0-9_])?(?:#\d{4})?")
+_VALUE = re.compile(r"(?:@|u/)?[a-z0-9_](?:[a-z0-9_.\-]{0,30}[a-z0-9_])?(?:#\d{4})?")
+_VALUE_IN_TEXT = re.compile(r"(?<![\w@.\-])" + _VALUE.pattern)
 # Fillers between a cue and the value ("add me on snap, it's: name").
 _FILLER = re.compile(
     r"(?:[ ]{0,2}(?:[,:\-=>→]|@(?=[ ])|(?:it'?s|is|i'?m|im|as|at|its|name|username|user"
@@ -74,7 +75,6 @@ _OWN_AFTER = re.compile(rf"{_NAME_WORD}(?P<strong>[ ]{{0,2}}(?:is|=|:|-|'s)(?![\
 _MINE_AFTER = re.compile(r"[^.!\n]{0,30}?\bmine(?:[ ]is|'s|s|:)")
 
 # What may come before a platform name: searched in a short window that ends at the name.
-_OWN_BEFORE = re.compile(r"\b(?:my|our)[ ]{1,2}\Z")
 _INVITE_BEFORE = re.compile(
     r"\b(?:add|follow|dm|message|msg|hmu|hit me up|find|search|look me up|text|reach|contact"
     r"|talk to|chat)(?:[ ]{1,2}me)?(?:[ ]{1,2}up)?[ ]{1,2}(?:on|at|in|via|thru|through|over)"
@@ -86,6 +86,9 @@ _VALUE_BEFORE = re.compile(
     r"(?P<value>@?[a-z0-9_](?:[a-z0-9_.\-]{0,30}[a-z0-9_])?)[ ]{1,2}on[ ]{1,2}\Z"
 )
 _WEAK_LEADS = frozenset({"i'm", "im", "i am", "its", "it's"})
+_LONE_AT = re.compile(r"@(?![\w])")  # "my @ is name": an "@" standing for "username"
+_SEPARATOR_CHARS = re.compile(r"[:=\-→]")
+_INVITE_PREPOSITIONS = frozenset({"on", "at", "in", "via", "thru", "through", "over"})
 
 _MENTION = re.compile(r"(?<![\w@.])@[a-z0-9_](?:[a-z0-9_.]{0,28}[a-z0-9_])?(?![\w@]|\.[a-z])")
 _DISCORD_TAG = re.compile(r"(?<![\w#@])[a-z0-9_.]{2,32}#\d{4}(?![\w])")
@@ -112,24 +115,28 @@ _COMMON = wordset(
     friends please right away bio link links down acting being doing getting going having
     working messed dm'd gonna wanna gotta tho yet either neither mean means too much many
     way ways every each other another home work school everyone everybody all channel night
-    noon mall gym
+    noon mall gym add follow dm message msg text hmu find search snapchat instagram
     """
 )
 _COMMON |= {w.replace(" ", "") for w in _PLATFORMS}
 
 
 def _username_shaped(value: str) -> bool:
-    core = value.lstrip("@")
-    return value.startswith("@") or any(c in core for c in "0123456789_.") or "#" in core
+    """Whether a word looks like a username: "@name", a digit, "_" or "." inside, a #tag."""
+    return _SHAPED.search(value) is not None
 
 
 def _acceptable(value: str, *, strong: bool) -> bool:
-    core = value.lstrip("@").split("#")[0]
-    if len(core) < 2 or core.isdigit() or _TIME_LIKE.fullmatch(core):
-        return False
+    core = value.removeprefix("@").removeprefix("u/").split("#")[0]
+    if len(core) < 2 or not _HAS_LETTER.search(core) or _TIME_LIKE.fullmatch(core):
+        return False  # usernames have letters: "@ 646-555-0166" is a phone number
     if core in _COMMON:
         return False
     return strong or _username_shaped(value)
+
+
+_SHAPED = re.compile(r"^(?:@|u/)|[0-9_.#]")
+_HAS_LETTER = re.compile(r"[a-z]")
 
 
 def _platform(alias: str) -> str:
@@ -155,7 +162,8 @@ class HandleRule:
         )
 
     def find(self, message: Message) -> Iterator[Finding]:
-        if message.mentions(_ALIAS_WORDS) or "👻" in message.text:
+        text = message.text
+        if message.mentions(_ALIAS_WORDS) or "👻" in text or _LONE_AT.search(text):
             for m in _ALIAS_RE.finditer(message.text):
                 yield from self._around(message, m)
         yield from self._loose(message)
@@ -165,44 +173,56 @@ class HandleRule:
         text = message.text
         start, end = m.span()
         alias = m["alias"]
-        platform = _platform(alias)
-        window = max(0, start - 40)
-        if (v := _VALUE_BEFORE.search(text, window, start)) is not None:
+        # The word before the platform name decides which before-forms can apply; looking
+        # at it first keeps a message of many platform names linear and cheap.
+        before = text[max(0, start - 16) : start].split()
+        prev = before[-1] if before else ""
+        if prev == "on" and (v := _VALUE_BEFORE.search(text, max(0, start - 48), start)):
             strong = v["lead"] not in _WEAK_LEADS
             if _acceptable(v["value"], strong=strong):
-                reason = f"{platform} username given before the platform name"
+                reason = f"{_platform(alias)} username given before the platform name"
                 yield self._finding(message, v.start("value"), v.end("value"), 0.85, reason)
                 return
-        for strong, cue_end, how in self._cues(text, alias, start, end):
+        mine = "mine" in message.words
+        for strong, cue_end, how in self._cues(text, alias, start, end, prev, mine=mine):
             value = self._value_after(text, cue_end)
+            own = strong and prev in ("my", "our")
+            if value is not None and own and not _acceptable(value.group(), strong=True):
+                # "my insta is private but it's name_2": past the common words, a username
+                # shape still counts.
+                value = self._shaped_ahead(text, value.end())
             if value is not None and _acceptable(value.group(), strong=strong):
-                reason = f"{platform} username {how}"
+                reason = f"{_platform(alias)} username {how}"
                 yield self._finding(message, value.start(), value.end(), 0.9, reason)
                 return
 
     @staticmethod
-    def _cues(text: str, alias: str, start: int, end: int) -> Iterator[tuple[bool, int, str]]:
+    def _cues(
+        text: str, alias: str, start: int, end: int, prev: str, *, mine: bool
+    ) -> Iterator[tuple[bool, int, str]]:
         """(strong, where the value may start, how it was offered), strongest first."""
-        window = max(0, start - 40)
-        is_x = alias == "x"
-        if _INVITE_BEFORE.search(text, window, start) is not None:
+        if prev in _INVITE_PREPOSITIONS and _INVITE_BEFORE.search(text, max(0, start - 40), start):
             yield True, end, "offered with an invitation to add them"
-        if is_x:
+        if alias == "x":
             return  # a lone "x" is Twitter only after "follow me on" and the like
-        if (own := _OWN_BEFORE.search(text, max(0, start - 6), start)) is not None:
+        own = prev in ("my", "our")
+        if own:
             after = _OWN_AFTER.match(text, end)
             strong = after is not None and after["strong"] is not None
             yield strong, after.end() if after else end, "given as their own account"
-        if (sep := _SEPARATOR_AFTER.match(text, end)) is not None:
+        # The next few characters say which after-forms can apply (cheap tests first, so
+        # a message of many platform names stays linear and cheap).
+        ahead = text[end : end + 16]
+        if _SEPARATOR_CHARS.search(ahead) and (sep := _SEPARATOR_AFTER.match(text, end)):
             yield True, sep.end(), "after a platform name and a separator"
-        if alias == "👻":
+        if alias == "\U0001f47b":
             yield True, end, "after the Snapchat ghost"
-        if alias in _VERBS and (me := _ME_AFTER.match(text, end)) is not None:
+        if alias in _VERBS and " me" in ahead and (me := _ME_AFTER.match(text, end)):
             strong = me["strong"] is not None
             yield strong, me.end(), "offered with an invitation to message them"
-        if (mine := _MINE_AFTER.match(text, end)) is not None:
-            yield True, mine.end(), "given in answer to a question about the platform"
-        if own is None:
+        if mine and (answer := _MINE_AFTER.match(text, end)) is not None:
+            yield True, answer.end(), "given in answer to a question about the platform"
+        if not own and _SHAPED.search(ahead):
             yield False, end, "after a platform name"
 
     def _loose(self, message: Message) -> Iterator[Finding]:
@@ -220,6 +240,17 @@ class HandleRule:
         if "u/" in text:
             for m in _REDDIT.finditer(text):
                 yield self._finding(message, m.start(), m.end(), 0.8, "a Reddit username")
+
+    @staticmethod
+    def _shaped_ahead(text: str, pos: int) -> re.Match[str] | None:
+        """The first username-shaped word in the few words after ``pos``, on the same line."""
+        line_end = text.find("\n", pos)
+        for i, m in enumerate(_VALUE_IN_TEXT.finditer(text, pos, min(pos + 60, len(text)))):
+            if i >= 5 or (line_end != -1 and m.start() > line_end):
+                break
+            if _username_shaped(m.group()) and _acceptable(m.group(), strong=False):
+                return m
+        return None
 
     @staticmethod
     def _value_after(text: str, pos: int) -> re.Match[str] | None:

@@ -1,9 +1,9 @@
 """Rules for identifiers made of digits: payment cards and IP addresses, and shared helpers.
 
-Internal and unstable. All three read the digit view, so "five five five oh one four three"
-and "5 5 5-0 1 4 3" look like numbers to them. Candidates come from one bounded regex each;
-the expensive checks (phonenumbers, Luhn, ``ipaddress``) run only on candidates that survive
-cheap shape and context tests.
+Internal and unstable. Both read the digit view, as the phone rule does (``_phones``), so
+"four one one one …" and "4 1 1 1 …" look like numbers to them. Candidates come from one
+bounded regex each; the checks (issuer and Luhn, address ranges, ``ipaddress`` for IPv6) run
+only on candidates that survive cheap shape and context tests.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import re
 from collections.abc import Iterator
 
 from logwarden.safety._base import Finding, Message, context_before
-from logwarden.safety._patterns import SPOKEN_DOT, alternation
+from logwarden.safety._patterns import SPOKEN_DOT, alternation, wordset
 from logwarden.safety.normalize import Normalized
 
 __all__ = [
+    "NOT_CONTACT_WORDS",
     "NUMBER_END",
     "NUMBER_NOT_CONTACT",
     "NUMBER_START",
@@ -32,21 +33,15 @@ NUMBER_END = r"(?![\w%$€£¥]|[.,]\d)"
 _NON_DIGITS = re.compile(r"\D+")
 
 # Words that, shortly before a number, make it something else (a code, an order, a level).
-NUMBER_NOT_CONTACT = re.compile(
-    r"\b"
-    + alternation(
-        [
-            "code", "order", "tracking", "track", "id", "pin", "zip", "postcode", "invoice",
-            "ticket", "ref", "reference", "account", "acct", "serial", "isbn", "lvl", "level",
-            "score", "version", "ver", "build", "room", "lobby", "server", "seed", "conf",
-            "confirmation", "case", "claim", "sku", "model", "part", "item", "balance", "xp",
-            "ping", "uid", "gamertag", "friend code", "otp", "iban", "routing", "sort code",
-            "policy", "receipt", "transaction", "batch", "lot", "patch", "imei", "meid",
-            "iccid", "sim",
-        ]
-    )
-    + r"\b"
-)  # fmt: skip
+NOT_CONTACT_WORDS = wordset(
+    """
+    code order tracking track id pin zip postcode invoice ticket ref reference account acct
+    serial isbn lvl level score version ver build room lobby server seed conf confirmation
+    case claim sku model part item balance xp ping uid gamertag otp iban routing policy
+    receipt transaction batch lot patch imei meid iccid sim
+    """
+)
+NUMBER_NOT_CONTACT = re.compile(r"\b" + alternation(sorted(NOT_CONTACT_WORDS)) + r"\b")
 
 
 def digits_of(raw: str) -> str:
@@ -124,13 +119,8 @@ class IpRule:
         r"\b(?:v|ver|version|build|release|update|patch|firmware|driver|minecraft|java|python"
         r"|node|android|ios|windows|chrome|firefox)\b|\bv(?=\d)"
     )
-    # Documentation networks (RFC 5737, RFC 3849) stand in for public addresses in tests.
-    _DOCUMENTATION = (
-        ipaddress.ip_network("192.0.2.0/24"),
-        ipaddress.ip_network("198.51.100.0/24"),
-        ipaddress.ip_network("203.0.113.0/24"),
-        ipaddress.ip_network("2001:db8::/32"),
-    )
+    # The IPv6 documentation network (RFC 3849) stands in for public addresses in tests.
+    _DOCUMENTATION_V6 = ipaddress.ip_network("2001:db8::/32")
 
     def wants(self, message: Message) -> bool:
         text = message.text
@@ -144,7 +134,7 @@ class IpRule:
         text = view.text
         for m in self._V4.finditer(text):
             octets = [int(g) for g in m.groups()]
-            if max(octets) > 255 or not self._locates(".".join(map(str, octets))):
+            if max(octets) > 255 or not _v4_locates(octets):
                 continue
             cue = context_before(text, m.start(), self._IP_CUE, width=40)
             if not cue and (
@@ -169,11 +159,37 @@ class IpRule:
                 yield message.finding(view, self.kind, m.start(), m.end(), 0.9, reason)
 
     def _locates(self, candidate: str) -> bool:
-        """Whether the address is one that could point at a person's connection."""
+        """Whether the IPv6 address is one that could point at a person's connection."""
         try:
             address = ipaddress.ip_address(candidate)
         except ValueError:
             return False
-        if any(address in net for net in self._DOCUMENTATION):
+        if address in self._DOCUMENTATION_V6:
             return True
         return address.is_global and not address.is_multicast
+
+
+# Documentation networks (RFC 5737) stand in for public addresses in examples and tests.
+_DOCUMENTATION_V4 = ((192, 0, 2), (198, 51, 100), (203, 0, 113))
+
+
+def _v4_locates(octets: list[int]) -> bool:
+    """Whether an IPv4 address could point at a person's connection.
+
+    The same answer as ``ipaddress``'s ``is_global`` (minus multicast) for the ranges that
+    matter, without building an address object: not "this network", private (RFC 1918),
+    shared (CGNAT), loopback, link-local, benchmarking, multicast or reserved.
+    """
+    a, b, c = octets[0], octets[1], octets[2]
+    if (a, b, c) in _DOCUMENTATION_V4:
+        return True
+    return not (
+        a in (0, 10, 127)
+        or a >= 224
+        or (a == 100 and 64 <= b <= 127)
+        or (a == 169 and b == 254)
+        or (a == 172 and 16 <= b <= 31)
+        or (a == 192 and b == 168)
+        or (a == 192 and b == 0 and c in (0, 2))
+        or (a == 198 and b in (18, 19))
+    )

@@ -141,12 +141,13 @@ _NOT_SCHOOL_NAME = r"(?:the|a|an|my|our|your|his|her|their|this|that|some|any|so
 
 # Words without which a sub-pattern of AgeRule cannot match (the gates of ``find``).
 _NUMBER_WORDS = frozenset(_TEEN_WORDS + _CHILD_WORDS)
-_STATED_WORDS = wordset("i im iam ima ill age aged asl turning turned")
+# "i'm" gives "m", "i am" gives "am", "i'll be" gives "ll": "i" alone is too common to gate on.
+_STATED_WORDS = wordset("m im am iam ima ll age aged asl turning turned")
 _UNIT_WORDS = wordset("yo y yr yrs year years old")
 _GRADE_WORDS = wordset(
     """
     grade grader graders year yr freshman sophomore junior senior school schooler schoolers
-    academy elementary primary secondary prep intermediate high hs ms jhs elem
+    academy elementary primary secondary prep intermediate high middle hs ms jhs elem
     """
 )
 _AGE_WORDS = _NUMBER_WORDS | _STATED_WORDS | _GRADE_WORDS
@@ -187,6 +188,8 @@ class AgeRule:
         r"\b(?:i[ ]{1,2}(?:go|goes)[ ]{1,2}to|i[ ]{1,2}attend|(?:i'?m|i am)[ ]{1,2}(?:at|in)"
         r"|(?:i'?m|i am)[ ]{1,2}(?:an?[ ]{1,2})?(?:freshman|sophomore|junior|senior|student"
         r"|(?:1[0-2]|[1-9])(?:st|nd|rd|th)[ ]?grader)[ ]{1,2}(?:at|in)"
+        # "im in 9th grade at Maple High": a grade, then where.
+        r"|(?:1[0-2]|[1-9])(?:st|nd|rd|th)[ ]?grade[ ]{1,2}(?:at|in)"
         r"|my[ ]{1,2}school[ ]{1,2}is|my school's)[ ]{1,2}"
         rf"(?P<school>(?:(?!(?:{_SCHOOL_TYPE}|{_NOT_SCHOOL_NAME})\b)[a-z][a-z'.\-]{{1,20}}"
         rf"[ ]{{1,2}}){{1,4}}"
@@ -230,12 +233,16 @@ class AgeRule:
             reason = "a participant stating their school grade"
             yield message.finding(view, self.kind, start, m.end(), 0.8, reason)
         for m in self._SCHOOL.finditer(text):
+            if not m.group().startswith(("i", "my")) and self._about_someone_else(text, m.start()):
+                continue  # "my brother is in 9th grade at Maple High"
             reason = "a participant naming the school they go to"
             yield message.finding(view, self.kind, m.start("school"), m.end(), 0.85, reason)
 
     def _leads_with_number(self, message: Message) -> bool:
         """Whether the message starts with a number, as "asl" answers do ("14 m")."""
-        head = message.text.lstrip()[:1]
+        head = message.text[:1]
+        if head.isspace():
+            head = message.text.lstrip()[:1]
         if head.isdigit():
             return True
         # Only the initials of the number words ("ten" … "seventeen", "six" … "nine").

@@ -24,29 +24,28 @@ from phonenumbers import PhoneMetadata
 
 from logwarden.safety._base import Finding, Message, context_before
 from logwarden.safety._numbers import (
+    NOT_CONTACT_WORDS,
     NUMBER_END,
     NUMBER_NOT_CONTACT,
     NUMBER_START,
     digits_of,
     is_spelled,
 )
-from logwarden.safety._patterns import alternation
+from logwarden.safety._patterns import alternation, wordset
 from logwarden.safety.normalize import Normalized
 
 __all__ = ["PhoneRule"]
 
 # Words that, shortly before a number, make it a phone number.
+_PHONE_CUE_WORDS = wordset(
+    """
+    call text txt phone number num cell mobile tel digits ring whatsapp signal sms hmu
+    contact reach dial imessage facetime viber nr ph cel fone
+    """
+)
 _PHONE_CUE = re.compile(
-    alternation(
-        [
-            "call", "text", "txt", "phone", "number", "num", "cell", "mobile", "tel",
-            "digits", "ring", "whatsapp", "signal", "sms", "hmu", "contact", "reach", "dial",
-            "imessage", "facetime", "viber",
-        ],
-        leetspeak=True,
-    )
-    + r"|\b(?:my|the|a)[ ]?#|\bno\.|\bnr\b|\bph\b|\bcel\b"
-)  # fmt: skip
+    r"\b" + alternation(sorted(_PHONE_CUE_WORDS), leetspeak=True) + r"|\b(?:my|the|a)[ ]?#|\bno\."
+)
 # A unit right after the number: it counts something.
 _COUNTED = re.compile(
     r"[ ]?(?:robux|coins?|points?|pts|xp|views|likes|followers|subs|subscribers|dollars|bucks"
@@ -77,6 +76,7 @@ class PhoneRule:
         r"|(?:\+|00)[ ]?\d{1,3}[ .\-]?\(?\d{1,5}\)?(?:[ .\-]\d{1,6}){1,5}"  # international
         r"|\d{3}[\-.]\d{4}"  # local
     )
+    _LAYOUT_PART = re.compile(rf"(?<![\d+])(?P<plus>(?=\+|00))?(?:{_LAYOUT.pattern})(?!\d)")
     _SPACED = re.compile(r"\d(?:[ .\-]{1,3}\d){6,}")
     # Shapes that are not phone numbers even when phonenumbers might accept the digits.
     _NOT_PHONE = re.compile(
@@ -101,12 +101,25 @@ class PhoneRule:
 
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.digits
+        # Context regexes run only if the message has one of their words at all.
+        text = message.text
+        cued = message.mentions(_PHONE_CUE_WORDS) or "#" in text or "no." in text
+        blocked = message.mentions(NOT_CONTACT_WORDS)
         for m in self._CANDIDATE.finditer(view.text):
-            finding = self._judge(message, view, m)
+            finding = self._judge(message, view, m, cued=cued, blocked=blocked)
             if finding is not None:
                 yield finding
+            elif len(digits_of(m.group())) > 11:
+                # "202-555-0143 415-555-0199": two numbers with only a space between them
+                # are one run of digits; try the phone-shaped parts of the run on their own.
+                for part in self._LAYOUT_PART.finditer(view.text, m.start(), m.end()):
+                    finding = self._judge(message, view, part, cued=cued, blocked=blocked)
+                    if finding is not None:
+                        yield finding
 
-    def _judge(self, message: Message, view: Normalized, m: re.Match[str]) -> Finding | None:
+    def _judge(
+        self, message: Message, view: Normalized, m: re.Match[str], *, cued: bool, blocked: bool
+    ) -> Finding | None:
         raw = m.group()
         digits = digits_of(raw)
         if not 7 <= len(digits) <= 15 or self._NOT_PHONE.fullmatch(raw):
@@ -114,9 +127,9 @@ class PhoneRule:
         if digits in _COUNTING_UP or digits in _COUNTING_DOWN:
             return None  # "1 2 3 4 5 6 7 8 9 10" is counting
         text = view.text
-        cue = context_before(text, m.start(), _PHONE_CUE, width=40)
+        cue = cued and context_before(text, m.start(), _PHONE_CUE, width=40)
         if not cue and (
-            context_before(text, m.start(), NUMBER_NOT_CONTACT, width=30)
+            (blocked and context_before(text, m.start(), NUMBER_NOT_CONTACT, width=30))
             or _COUNTED.match(text, m.end())
         ):
             return None
@@ -130,7 +143,13 @@ class PhoneRule:
         confidence += 0.15 * (spelled or spaced)
         if confidence < 0.6:
             return None
-        how = " written as words" if spelled else " with its digits spaced apart" if spaced else ""
+        how = (
+            " written with words or letters for digits"
+            if spelled
+            else " with its digits spaced apart"
+            if spaced
+            else ""
+        )
         reason = f"a{'' if valid else ' possible'} phone number{how}"
         return message.finding(view, self.kind, m.start(), m.end(), confidence, reason)
 
@@ -146,18 +165,19 @@ class PhoneRule:
             return phonenumbers.is_valid_number(parsed), True
         possible = False
         for plan in self._plans:
-            for national in plan.readings(digits):
-                if plan.is_valid(national):
+            for national, written_in_full in plan.readings(digits):
+                if written_in_full and plan.is_valid(national):
                     return True, True
                 possible = True
             possible = possible or len(digits) in plan.local_lengths
         return False, possible
 
 
-# The number types phonenumbers distinguishes; a valid number matches one of them.
+# The number types phonenumbers distinguishes; a valid number matches one of them. The
+# common ones come first: they decide most numbers.
 _TYPES = (
-    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
-    "voicemail", "fixed_line", "mobile",
+    "fixed_line", "mobile", "toll_free", "voip", "premium_rate", "shared_cost",
+    "personal_number", "pager", "uan", "voicemail",
 )  # fmt: skip
 
 
@@ -220,11 +240,16 @@ class _NumberingPlan:
     def is_valid(self, national: str) -> bool:
         return any(plan.is_valid(national) for plan in self.plans)
 
-    def readings(self, digits: str) -> Iterator[str]:
-        """The national numbers ``digits`` could be here, each of a possible length."""
+    def readings(self, digits: str) -> Iterator[tuple[str, bool]]:
+        """(national number, written in full) for each reading of a possible length.
+
+        Where numbers are dialled with a "0" trunk prefix (the UK, Australia, India …),
+        people write that 0, so digits without it are at most a possible number there: a
+        bare "5555550123" is not a UK number just because 55 5555 0123 would be one.
+        """
         for prefix in (str(self.country_code), self.trunk_prefix, ""):
             if not digits.startswith(prefix) or (prefix == "" and digits[0] == "0"):
                 continue
             national = digits[len(prefix) :]
             if len(national) in self.lengths and national[0] != "0":
-                yield national
+                yield national, prefix != "" or self.trunk_prefix != "0"

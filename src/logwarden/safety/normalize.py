@@ -73,7 +73,7 @@ _OTHER_LOOKALIKES: dict[str, str] = {
     "LATIN SMALL LETTER H WITH STROKE": "h",
     # separators people use in addresses and numbers
     "IDEOGRAPHIC FULL STOP": ".", "HALFWIDTH IDEOGRAPHIC FULL STOP": ".",
-    "MIDDLE DOT": ".", "BULLET OPERATOR": ".", "SMALL COMMERCIAL AT": "@",
+    "MIDDLE DOT": ".", "BULLET OPERATOR": ".", "SMALL COMMERCIAL AT": "@", "MINUS SIGN": "-",
 }  # fmt: skip
 
 
@@ -138,6 +138,8 @@ def _fold_char(ch: str) -> str:
         return "-"
     if category in ("Zs", "Zl", "Zp"):
         return " "
+    if category == "Nd":  # digits of any script (Arabic-Indic, Devanagari …) are digits
+        return str(unicodedata.decimal(ch))
     out = []
     for part in unicodedata.normalize("NFKD", ch):
         if unicodedata.category(part) in _MARKS:
@@ -146,10 +148,48 @@ def _fold_char(ch: str) -> str:
     return "".join(out)
 
 
+class _FoldTable(dict[int, str]):
+    """Code point -> its folded form, for ``str.translate``; filled on first sight.
+
+    Translating in C is an order of magnitude faster than a Python loop over characters.
+    The table is emptied when it grows past ``_LIMIT`` entries, so text full of distinct
+    rare characters cannot make it use unbounded memory.
+    """
+
+    _LIMIT = 65_536
+
+    def __init__(self, *, marks_width: bool = False) -> None:
+        super().__init__()
+        # With marks_width, the table maps a character to "" when it folds to exactly one
+        # character and to "x" otherwise: translating with it tells whether offsets move.
+        self._marks_width = marks_width
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        if ch < "\x80":
+            folded = ch.lower() if " " <= ch < "\x7f" or ch in _KEPT_CONTROLS else ""
+        else:
+            folded = _fold_char(ch)
+        if self._marks_width:
+            folded = "" if len(folded) == 1 else "x"
+        if len(self) >= self._LIMIT:
+            self.clear()
+        self[code] = folded
+        return folded
+
+
+_FOLD = _FoldTable()
+_WIDTH_CHANGES = _FoldTable(marks_width=True)
+
+
 def normalize(text: str) -> Normalized:
     """Fold ``text`` into its detection view; never raises for any ``str``."""
     if text.isascii() and not _ASCII_CONTROL.search(text):
         return Normalized(text, text.lower())
+    if not text.translate(_WIDTH_CHANGES):
+        # Every character folds to exactly one (fullwidth, look-alike letters, dashes):
+        # offsets do not move and the identity map serves.
+        return Normalized(text, text.translate(_FOLD))
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -163,7 +203,7 @@ def normalize(text: str) -> Normalized:
             starts.extend(range(i, i + len(run)))
             ends.extend(range(i + 1, i + len(run) + 1))
             continue
-        folded = _fold_char(run) if run >= "\x80" else ""
+        folded = _FOLD[ord(run)]
         if folded:
             pieces.append(folded)
             starts.extend([i] * len(folded))

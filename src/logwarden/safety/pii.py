@@ -26,7 +26,8 @@ The rules live in private modules: ``_phones`` (phone), ``_numbers`` (card, ip),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Iterator, Sequence
 
 from logwarden.safety._base import KINDS, Finding, Message, Rule
 from logwarden.safety._contact import EmailRule, UrlRule
@@ -48,9 +49,12 @@ _OUTRANKED_BY: dict[str, tuple[str, ...]] = {
     "phone": ("card", "ip", "email", "url"),
     "ip": ("url", "email"),
     "url": ("email",),
-    "handle": ("url", "email"),
+    "handle": ("email",),
     "address": ("phone", "card"),
 }
+# Kinds that can both claim the same characters, where the more confident finding wins:
+# "my @ is name.gg" is a username, "my fb is facebook.com/name" is a web address.
+_CONTESTED: dict[str, tuple[str, ...]] = {"url": ("handle",), "handle": ("url",)}
 
 
 class PiiDetector:
@@ -75,6 +79,8 @@ class PiiDetector:
             AddressRule(),
             AgeRule(),
         )
+        # Bound methods, looked up once: detect() runs on every chat message.
+        self._steps = tuple((rule.wants, rule.find) for rule in self._rules)
         self._min_confidence = min_confidence
 
     def detect(self, text: str) -> list[Finding]:
@@ -85,28 +91,54 @@ class PiiDetector:
         """
         message = Message(normalize(text))
         found: list[Finding] = []
-        for rule in self._rules:
-            if rule.wants(message):
-                found.extend(rule.find(message))
+        for wants, find in self._steps:
+            if wants(message):
+                found.extend(find(message))
+        if not found:
+            return found
         return _resolve([f for f in found if f.confidence >= self._min_confidence])
 
 
 def _resolve(findings: list[Finding]) -> list[Finding]:
-    """One finding per stretch of text and kind, the best first; outranked kinds dropped."""
+    """One finding per stretch of text and kind, the best first; outranked kinds dropped.
+
+    O(n log n): a message built to produce thousands of findings stays cheap.
+    """
     if len(findings) < 2:
         return findings
-    kept: list[Finding] = []
+    by_kind: dict[str, list[Finding]] = {}
     for f in sorted(findings, key=lambda f: (-f.confidence, f.start - f.end, f.start)):
-        if not any(k.kind == f.kind and k.start < f.end and f.start < k.end for k in kept):
-            kept.append(f)
-    kept = [f for f in kept if not _outranked(f, kept)]
+        chosen = by_kind.setdefault(f.kind, [])
+        if next(_overlapping(chosen, f), None) is None:
+            chosen.insert(bisect.bisect_left(chosen, f.start, key=_start), f)
+    kept = [f for chosen in by_kind.values() for f in chosen if not _outranked(f, by_kind)]
     kept.sort(key=lambda f: (f.start, f.end, f.kind))
     return kept
 
 
-def _outranked(finding: Finding, others: list[Finding]) -> bool:
-    better = _OUTRANKED_BY.get(finding.kind, ())
-    return any(o.kind in better and o.start < finding.end and finding.start < o.end for o in others)
+def _start(finding: Finding) -> int:
+    return finding.start
+
+
+def _overlapping(chosen: list[Finding], finding: Finding) -> Iterator[Finding]:
+    """The findings of ``chosen`` (sorted, none overlapping another) that overlap ``finding``."""
+    i = max(0, bisect.bisect_left(chosen, finding.start, key=_start) - 1)
+    while i < len(chosen) and chosen[i].start < finding.end:
+        if chosen[i].end > finding.start:
+            yield chosen[i]
+        i += 1
+
+
+def _outranked(finding: Finding, by_kind: dict[str, list[Finding]]) -> bool:
+    for kind in _OUTRANKED_BY.get(finding.kind, ()):
+        if next(_overlapping(by_kind.get(kind, []), finding), None) is not None:
+            return True
+    for kind in _CONTESTED.get(finding.kind, ()):
+        for other in _overlapping(by_kind.get(kind, []), finding):
+            # On a tie "url" beats "handle" (the comparison of kinds): a web address says more.
+            if (other.confidence, other.kind) > (finding.confidence, finding.kind):
+                return True
+    return False
 
 
 _DEFAULT = PiiDetector()
