@@ -646,6 +646,20 @@ class TestAge:
         assert "age" not in kinds(text)
 
 
+class TestDecimals:
+    @settings(max_examples=300, deadline=None)
+    @given(st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False))
+    def test_a_decimal_number_is_no_phone_or_card(self, value: float) -> None:
+        """A decimal (a timestamp, a measurement, a price) is never a phone number or a card,
+        whatever its digits: a point between two runs of digits is not a separator."""
+        text = f"{value!r} seconds"
+        assert [f for f in detect(text) if f.kind in {"phone", "card"}] == []
+
+    def test_card_groups_may_be_separated_by_points(self) -> None:
+        """Whole groups separated by points are still a card."""
+        assert [f.kind for f in detect("4111.1111.1111.1111")] == ["card"]
+
+
 class TestDisguisedValuesMapBack:
     """For random disguises of a known value, the finding covers exactly what was typed."""
 

@@ -75,6 +75,9 @@ class CardRule:
     # Visa, Mastercard (51-55, 2221-2720), Amex, Diners, Discover, JCB, UnionPay.
     _ISSUER = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|22)|35|62")
     _GROUPED = re.compile(r"\d{4}(?:([ \-])\d{4}){2}\1\d{1,7}|\d{4}([ \-])\d{6}\2\d{4,5}")
+    # Dots and commas make decimals ("2440.280644036") and thousands: they count as a card's
+    # separators only between whole groups, as people write "4111.1111.1111.1111".
+    _POINT_GROUPED = re.compile(r"\d{4}(?:([.,])\d{4}){2}\1\d{1,7}|\d{4}([.,])\d{6}\2\d{4,5}")
     _CARD_CUE = re.compile(
         alternation(
             ["card", "visa", "mastercard", "amex", "credit", "debit", "cvv", "cvc", "expiry",
@@ -94,6 +97,9 @@ class CardRule:
                 continue
             cue = context_before(view.text, m.start(), self._CARD_CUE, width=40)
             if not cue and context_before(view.text, m.start(), NUMBER_NOT_CONTACT, width=30):
+                continue
+            pointed = "." in m.group() or "," in m.group()
+            if pointed and not cue and not self._POINT_GROUPED.fullmatch(m.group()):
                 continue
             grouped = self._GROUPED.fullmatch(m.group()) is not None
             spelled = is_spelled(message, view, m.start(), m.end())

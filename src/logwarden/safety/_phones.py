@@ -76,13 +76,18 @@ class PhoneRule:
         r"|(?:\+|00)[ ]?\d{1,3}[ .\-]?\(?\d{1,5}\)?(?:[ .\-]\d{1,6}){1,5}"  # international
         r"|\d{3}[\-.]\d{4}"  # local
     )
-    _LAYOUT_PART = re.compile(rf"(?<![\d+])(?P<plus>(?=\+|00))?(?:{_LAYOUT.pattern})(?!\d)")
+    # Not right after a point or comma: the digits after a decimal point are no number of
+    # their own ("33101.03887226801").
+    _LAYOUT_PART = re.compile(
+        rf"(?<![\d+.,])(?P<plus>(?=\+|00))?(?:{_LAYOUT.pattern})(?![\d.,]\d|\d)"
+    )
     _SPACED = re.compile(r"\d(?:[ .\-]{1,3}\d){6,}")
     # Shapes that are not phone numbers even when phonenumbers might accept the digits.
     _NOT_PHONE = re.compile(
         r"\d{4}[\-.]\d{1,2}[\-.]\d{1,2}|\d{1,2}[\-.]\d{1,2}[\-.]\d{2,4}"  # dates
         r"|\d{1,3}(?:\.\d{1,3}){3}"  # IPv4
         r"|\d{4,}\.\d{1,2}"  # a decimal amount
+        r"|(?!\d{3}\.\d{4}\Z)\d+\.\d+"  # any decimal: one point between two runs of digits
         r"|\d{1,2}\.\d{1,2}\.\d+(?:\.\d+)?"  # a version or build number (10.0.19045)
     )
 
