@@ -3,6 +3,7 @@ from several processes at once, and signed checkpoints with their publishers."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import logging
 import multiprocessing
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
@@ -21,7 +24,8 @@ from logwarden.audit.log import AuditLog, file_publisher, url_publisher
 from logwarden.audit.proofs import verify_consistency, verify_inclusion
 from logwarden.clock import FakeClock
 from logwarden.errors import AuditVerificationError
-from logwarden.store import AuditRecord, SqlStore, WriteBatch, schema
+from logwarden.recorder.recorder import message_entry
+from logwarden.store import AuditRecord, MessageRow, SqlStore, WriteBatch, schema
 from tests.conftest import empty_postgres_log
 
 SIGNER = notes.SigningKey.from_seed("log.example/audit-test", seed=bytes(range(32)))
@@ -317,3 +321,31 @@ class TestEntries:
         entry."""
         with pytest.raises(AuditVerificationError, match="entry 9"):
             parse_body(9, body)
+
+
+class TestMessageEntries:
+    @given(
+        seq=st.integers(min_value=1, max_value=2**31 - 1),
+        slot=st.integers(min_value=0, max_value=1),
+        at=st.integers(min_value=0, max_value=2**53),
+        sealed=st.binary(max_size=64),
+        session=st.sampled_from(["ab" * 16, "0" * 32, "not/hex id", "é"]),
+    )
+    def test_the_recorders_fast_form_is_the_canonical_one(
+        self, seq: int, slot: int, at: int, sealed: bytes, session: str
+    ) -> None:
+        """The recorder's hand-written message entry is byte for byte what ``entry`` makes,
+        so that anyone recomputing a leaf from `audit show` gets the same hash."""
+        commitment = bytes(range(32))
+        row = MessageRow(session, seq, 0, slot, at, sealed)
+        fast = message_entry(row, commitment)
+        general = entry(
+            "message",
+            at=at,
+            session_id=session,
+            seq=seq,
+            slot=slot,
+            sealed=hashlib.sha256(sealed).hexdigest(),
+            text=commitment.hex(),
+        )
+        assert fast == general

@@ -378,6 +378,16 @@ class TestEdits:
 
         fails(edited(exported.data, change), r"holds no end entry", key=KEY)
 
+    def test_a_key_given_twice_fails(self, exported: Exported) -> None:
+        """A message whose "text" is given twice (tools disagree on which one counts) fails."""
+        members = unpack(exported.data)
+        raw = members["transcript.json"].decode()
+        first = json.dumps(document(exported.data)["messages"][0]["text"], ensure_ascii=False)
+        members["transcript.json"] = raw.replace(
+            f'"text": {first}', f'"text": "I never said that", "text": {first}', 1
+        ).encode()
+        fails(pack(members), r"twice", key=KEY)
+
     def test_the_exporter_edited_fails(self, exported: Exported) -> None:
         """Who exported the package and why, as the HTML shows them, cannot be changed."""
         fails(

@@ -26,6 +26,7 @@ from sqlalchemy import select, text
 
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
+from logwarden.audit.entries import entry
 from logwarden.audit.log import AuditLog
 from logwarden.audit.verify import Verification, verify_log
 from logwarden.retention.policy import DAY_MS
@@ -576,6 +577,71 @@ def signed_before(log: Copy, index: int) -> int:
 
 def first_covering(log: Copy, index: int) -> int:
     return min(size for size in log.built.checkpoints if size > index)
+
+
+class TestReviewDrills:
+    """Attacks a hostile review found that an earlier verify missed."""
+
+    def test_an_entry_outside_the_tree_is_named(self, log: Copy) -> None:
+        """An entry inserted at a negative index (to excuse deleted messages with a forged
+        shred) is outside the tree: named, and the deleted messages too."""
+        sid = log.sid("reported")
+        body = entry("shred", at=1, session_id=sid, what=["messages"], why="expired").body
+        log.run(
+            "INSERT INTO audit_entries (idx, at, kind, session_id, body, leaf_hash) "
+            "VALUES (-1, 1, 'shred', :s, :b, :h)",
+            s=sid,
+            b=body,
+            h=merkle.leaf_hash(body),
+        )
+        log.run("DELETE FROM messages WHERE session_id = :s", s=sid)
+        result = log.verify()
+        assert_found(result, "outside the log")
+        assert_found(result, f"message {sid}#1")
+
+    def test_a_back_dated_report_is_named(self, log: Copy) -> None:
+        """``reported_at`` moved 800 days back (so the purge would destroy the evidence now):
+        named against the report's entry."""
+        sid = log.sid("reported")
+        log.run("UPDATE sessions SET reported_at = :t WHERE id = :s", t=T0 - 800 * DAY_MS, s=sid)
+        assert_found(log.verify(), f"session {sid}: reported since {T0 - 800 * DAY_MS}")
+
+    def test_a_forged_erasure_is_named(self, log: Copy) -> None:
+        """``erase_after`` set on a session nobody asked to erase: named."""
+        sid = log.sid("plain")
+        log.run("UPDATE sessions SET erase_after = 1 WHERE id = :s", s=sid)
+        assert_found(log.verify(), f"session {sid}: an erasure is due at 1 in the store")
+
+    def test_a_repointed_receipt_is_named(self, log: Copy) -> None:
+        """A receipt moved to another session (so it could erase that one): named."""
+        sid, other = log.sid("plain"), log.sid("last")
+        log.run(
+            "UPDATE receipts SET session_id = :o WHERE session_id = :s AND slot = 0", o=other, s=sid
+        )
+        result = log.verify()
+        assert_found(result, f"session {sid}: its receipts differ")
+        assert_found(result, f"session {other}: its receipts differ")
+
+    def test_an_extra_address_row_is_named(self, log: Copy) -> None:
+        """A copy of an address row under a slot the entry never committed: named."""
+        sid = log.sid("last")
+        log.run(
+            "INSERT INTO addresses (session_id, slot, bucket, ip_sealed) "
+            "SELECT session_id, -1, bucket, ip_sealed FROM addresses WHERE session_id = :s "
+            "AND slot = 1",
+            s=sid,
+        )
+        assert_found(log.verify(), f"session {sid}: it has address rows")
+
+    def test_a_malformed_row_is_a_problem_not_a_crash(self, log: Copy) -> None:
+        """A row of the wrong type is reported as tampering; verify does not crash."""
+        sid = log.sid("plain")
+        if log.built.backend == "sqlite":
+            log.run("UPDATE messages SET text_sealed = 'text' WHERE session_id = :s", s=sid)
+            assert_found(log.verify(), f"session {sid}")
+        else:
+            log.run("UPDATE audit_entries SET body = :b WHERE idx = 0", b=b"[" * 100_000)
+            assert_found(log.verify(), "entry 0")
 
 
 class TestEntries:
