@@ -77,6 +77,7 @@ class CardRule:
     _GROUPED = re.compile(r"\d{4}(?:([ \-])\d{4}){2}\1\d{1,7}|\d{4}([ \-])\d{6}\2\d{4,5}")
     # Dots and commas make decimals ("2440.280644036") and thousands: they count as a card's
     # separators only between whole groups, as people write "4111.1111.1111.1111".
+    _POINT = re.compile(r"\d[.,]\d")
     _POINT_GROUPED = re.compile(r"\d{4}(?:([.,])\d{4}){2}\1\d{1,7}|\d{4}([.,])\d{6}\2\d{4,5}")
     _CARD_CUE = re.compile(
         alternation(
@@ -98,7 +99,9 @@ class CardRule:
             cue = context_before(view.text, m.start(), self._CARD_CUE, width=40)
             if not cue and context_before(view.text, m.start(), NUMBER_NOT_CONTACT, width=30):
                 continue
-            pointed = "." in m.group() or "," in m.group()
+            # Only a point or comma right between two digits reads as a decimal or thousands
+            # mark ("five five five five, five …" is a spoken list of groups).
+            pointed = self._POINT.search(m.group()) is not None
             if pointed and not cue and not self._POINT_GROUPED.fullmatch(m.group()):
                 continue
             grouped = self._GROUPED.fullmatch(m.group()) is not None
