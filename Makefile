@@ -6,7 +6,7 @@ DATA_DIR ?= data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench clean chromium
+.PHONY: run test lint bench bench-safety clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "logwarden needs Python 3.11 or newer"'
@@ -42,5 +42,20 @@ test: $(VENV)/.installed-test chromium lint
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py
 
+# The safety benchmark compares our detector with Microsoft Presidio, which is installed only
+# here, in a virtual environment of its own: never in .venv, never a dependency of logwarden.
+# `make bench-safety SAFETY_BENCH_ARGS=--quick` for a check that it runs.
+BENCH_VENV := .venv-bench
+SAFETY_BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements-presidio.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "logwarden needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -e . -r bench/requirements-presidio.txt
+	touch $@
+
+bench-safety: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/safety.py $(SAFETY_BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build src/*.egg-info
