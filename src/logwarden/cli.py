@@ -120,14 +120,15 @@ def serve(
 
     from logwarden.chat.app import create_app
     from logwarden.chat.transport import BackpressuredWebSocket, handshake_limited_http
-    from logwarden.datadir import initialise, is_initialised, lock_for_serving
+    from logwarden.datadir import initialise, lock_for_serving
     from logwarden.logging_setup import log_config
 
     os.umask(0o077)  # everything the server creates (WAL, journal) is the owner's alone
     try:
         settings = _settings(config, data_dir=data_dir, host=host, port=port)
-        if not is_initialised(settings):
-            initialise(settings)
+        # Idempotent: also adds what a data directory made by an earlier version lacks (the
+        # audit log's signing key).
+        if initialise(settings):
             err.print(f"initialised {settings.data_dir.resolve()}", highlight=False)
         lock_for_serving(settings)  # its descriptor stays open, and locked, until we exit
         application = create_app(settings)
