@@ -163,6 +163,9 @@ class _Sessions:
     def __init__(self) -> None:
         self.started: dict[str, int] = {}  # session id → index of its "session" entry
         self.deleted: set[str] = set()
+        # The indexes of each session's message entries: the index by session id leaves them
+        # out (they are found through their rows, and a deleted row must still be missed).
+        self.messages: dict[str, list[int]] = {}
 
 
 def _entries(store: Store, size: int) -> Iterator[AuditEntryRow]:
@@ -252,7 +255,9 @@ def _check_entry(
             Problem(row.idx, f"entry {row.idx}: its columns do not match its body: altered")
         )
         return True
-    if row.kind == "session" and row.session_id is not None:
+    if row.kind == "message" and row.session_id is not None:
+        sessions.messages.setdefault(row.session_id, []).append(row.idx)
+    elif row.kind == "session" and row.session_id is not None:
         sessions.started.setdefault(row.session_id, row.idx)
     elif row.kind == "delete" and row.session_id is not None:
         sessions.deleted.add(row.session_id)
@@ -341,7 +346,10 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
         record = store.session(session_id)
         if record is None:
             continue  # deleted since the list was read
-        entries = [e for e in store.audit_entries_of(session_id) if 0 <= e.idx < size]
+        found = store.audit_entries_of(session_id)
+        found += store.audit_entries_at(sessions.messages.pop(session_id, []))
+        unique = {e.idx: e for e in found if 0 <= e.idx < size}
+        entries = [unique[idx] for idx in sorted(unique)]
         if not entries:
             # Fail closed: a session's start time is the attacker's to write, so "older than
             # the log" cannot excuse it (a log upgraded from before the audit log says so too).

@@ -68,6 +68,7 @@ class MessageRow(NamedTuple):
     slot: int
     sent_at: int
     text_sealed: bytes
+    entry: int | None = None  # its audit entry's index; the store sets it as it writes
 
 
 class SessionEndRow(NamedTuple):
@@ -205,6 +206,9 @@ class Store(Protocol):
     def write(self, batch: WriteBatch) -> None:
         """Write the batch in one transaction: all of it is durable on return, or none.
 
+        The batch's message entries must be in the order of its messages (the n-th message
+        entry is the n-th message's): each message row is written with its entry's index.
+
         A report also marks its session reported (``reported_at``, kept from the first) and
         moves the session's message and address rows to ``PRESERVED``, in the same transaction.
         Rows go to the bucket they name; the store does not look their session up (that cost
@@ -324,7 +328,12 @@ class Store(Protocol):
         ...
 
     def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
-        """Every entry about one session, in order."""
+        """Every entry about one session, in order: its message entries through the message
+        rows that remain, the others through the index."""
+        ...
+
+    def audit_entries_at(self, indexes: Sequence[int]) -> list[AuditEntryRow]:
+        """The stored entries at these indexes, in order."""
         ...
 
     def audit_nodes(self) -> dict[tuple[int, int], bytes]:

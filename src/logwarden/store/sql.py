@@ -166,11 +166,15 @@ class SqlStore:
             )
 
     def _write(self, batch: WriteBatch, conn: Connection) -> None:
+        # The entries first, so that each message row can name its entry; the head's lock is
+        # then held to the commit, which only the writer of this batch wants anyway.
+        first = _audit.append(conn, batch.audit, self._insert_chunked) if batch.audit else 0
+        messages = _with_entries(batch.messages, batch.audit, first)
         for rows in (
             batch.sessions,
             batch.participants,
             batch.addresses,
-            batch.messages,
+            messages,
             batch.reports,
             batch.receipts,
             batch.safety,
@@ -189,8 +193,6 @@ class SqlStore:
             first_reports[session_id] = min(first_reports.get(session_id, at), at)
         for session_id, at in first_reports.items():
             _mark_reported(conn, session_id, at=at)
-        if batch.audit:
-            _audit.append(conn, batch.audit, self._insert_chunked)
 
     def _insert_chunked(self, conn: Connection, rows: Sequence[NamedTuple]) -> None:
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
@@ -512,10 +514,25 @@ class SqlStore:
             return [AuditEntryRow(*row) for row in conn.execute(query)]
 
     def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
-        e = schema.audit_entries
-        query = select(*e.c).where(e.c.session_id == session_id).order_by(e.c.idx)
+        e, m = schema.audit_entries, schema.messages
+        others = select(*e.c).where(e.c.session_id == session_id, e.c.kind != "message")
+        said = (
+            select(*e.c)
+            .join(m, m.c.entry == e.c.idx)
+            .where(m.c.session_id == session_id, e.c.kind == "message")
+        )
         with _store_errors("read the audit log"), self._engine.connect() as conn:
-            return [AuditEntryRow(*row) for row in conn.execute(query)]
+            rows = [AuditEntryRow(*row) for row in conn.execute(others.union_all(said))]
+        return sorted(rows, key=lambda row: row.idx)
+
+    def audit_entries_at(self, indexes: Sequence[int]) -> list[AuditEntryRow]:
+        e = schema.audit_entries
+        rows: list[AuditEntryRow] = []
+        with _store_errors("read the audit log"), self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(indexes))):
+                query = select(*e.c).where(e.c.idx.in_(chunk))
+                rows.extend(AuditEntryRow(*row) for row in conn.execute(query))
+        return sorted(rows, key=lambda row: row.idx)
 
     def audit_nodes(self) -> dict[tuple[int, int], bytes]:
         n = schema.audit_nodes
@@ -556,6 +573,22 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _with_entries(
+    messages: list[MessageRow], audit: Sequence[AuditRecord], first: int
+) -> list[MessageRow]:
+    """The message rows with their entries' indexes: the n-th message entry of the batch is
+    the n-th message's (``Store.write``)."""
+    indexes = [first + n for n, record in enumerate(audit) if record.kind == "message"]
+    if not indexes:
+        return messages
+    if len(indexes) != len(messages) or any(
+        audit[i - first].session_id != row.session_id
+        for i, row in zip(indexes, messages, strict=True)
+    ):
+        raise StoreError("a batch's message entries are not in the order of its messages")
+    return [row._replace(entry=i) for row, i in zip(messages, indexes, strict=True)]
 
 
 def _journal_wal(cursor: Any) -> None:
@@ -605,7 +638,7 @@ def _move_rows(
             )
 
 
-def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+def _chunks(ids: Sequence[_T]) -> Iterator[Sequence[_T]]:
     for start in range(0, len(ids), _ROWS_PER_STATEMENT):
         yield ids[start : start + _ROWS_PER_STATEMENT]
 

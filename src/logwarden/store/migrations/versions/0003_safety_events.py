@@ -1,5 +1,6 @@
-"""Safety events: personal-information warnings and their outcome, and risk assessments; and
-the tree size of the audit log's newest checkpoint, so that it only ever moves forward.
+"""Safety events: personal-information warnings and their outcome, and risk assessments; the
+tree size of the audit log's newest checkpoint, so that it only ever moves forward; each
+message's audit entry, and the session index of audit entries for the other kinds only.
 
 Revision ID: 0003
 Revises: 0002
@@ -32,8 +33,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_safety_events_session_id", "safety_events", ["session_id"])
     op.add_column("audit_head", sa.Column("checkpoint_size", sa.BigInteger))
+    op.add_column("messages", sa.Column("entry", sa.BigInteger))
+    op.drop_index("ix_audit_entries_session_id", table_name="audit_entries")
+    op.create_index(
+        "ix_audit_entries_session_id",
+        "audit_entries",
+        ["session_id"],
+        sqlite_where=sa.text("kind <> 'message'"),
+        postgresql_where=sa.text("kind <> 'message'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_entries_session_id", table_name="audit_entries")
+    op.create_index("ix_audit_entries_session_id", "audit_entries", ["session_id"])
+    op.drop_column("messages", "entry")
     op.drop_column("audit_head", "checkpoint_size")
     op.drop_table("safety_events")
