@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logwarden.safety import KINDS, Finding, PiiDetector, detect
-from logwarden.safety._phones import PhoneRule
+from logwarden.safety._phones import PhoneRule, _check_international, _check_with_phonenumbers
 from tests.safety.obfuscation import (
     BIDI_OVERRIDES,
     ZERO_WIDTH,
@@ -240,6 +240,31 @@ class TestNumberingPlan:
             country_code=plan.country_code, national_number=int(national)
         )
         assert plan.is_valid(national) == phonenumbers.is_valid_number_for_region(number, region)
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        code=st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+        national=st.from_regex(r"[0-9]{1,13}", fullmatch=True),
+    )
+    def test_international_numbers_agree_with_phonenumbers(self, code: int, national: str) -> None:
+        """Numbers after "+" get the (valid, possible) phonenumbers gives them, or go to it."""
+        number = f"{code}{national}"
+        answer = _check_international(number)
+        if answer is not None:
+            assert answer == _check_with_phonenumbers(number)
+
+    @pytest.mark.parametrize("region", sorted(phonenumbers.SUPPORTED_REGIONS))
+    def test_international_example_numbers(self, region: str) -> None:
+        """Every example number in the metadata, valid or one digit off, agrees as well."""
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            digits = f"{example.country_code}{phonenumbers.national_significant_number(example)}"
+            for number in (digits, digits[:-1], digits + "1"):
+                answer = _check_international(number)
+                if answer is not None:
+                    assert answer == _check_with_phonenumbers(number)
 
 
 class TestEmail:

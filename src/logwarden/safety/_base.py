@@ -47,18 +47,19 @@ class Finding:
 class Message:
     """One message being scanned: its views, and cheap facts that let rules skip work.
 
-    The facts (its words, how many digits it has, whether it looks like leetspeak) come from
-    one pass of ``bytes.translate`` over the view, which costs about as much as a single
-    regex search. Rules consult them in ``wants`` and before each of their regexes, so a
-    chat line without digits or cue words costs a few set lookups.
+    Every rule's ``wants`` runs on every message, so the facts they read are computed here,
+    once, up front: two passes of ``bytes.translate`` over the view (together about the cost
+    of a single regex search) give its words, its digit count and whether it has leetspeak,
+    and ``wants`` costs an attribute read or a set lookup. What few messages need, the
+    leetspeak readings and the view with digit words spelled as digits, is built when asked.
     """
 
     __slots__ = (
         "_digits",
-        "_leet",
         "_leet_words",
-        "_letter_runs",
         "digit_count",
+        "leet",
+        "max_digits",
         "original",
         "text",
         "view",
@@ -68,25 +69,31 @@ class Message:
     def __init__(self, view: Normalized) -> None:
         self.original = view.original
         self.view = view
-        self.text = view.text
-        raw = self.text.encode("ascii", "ignore")
-        self._letter_runs = raw.translate(_LETTERS_ONLY).decode().split()
+        self.text = text = view.text
+        raw = text.encode("ascii", "ignore")
+        runs = raw.translate(_LETTERS_ONLY).decode().split()
         # The runs of ASCII letters in the view ("i'm" gives "i" and "m").
-        self.words = frozenset(self._letter_runs)
+        self.words = words = frozenset(runs)
+        # The view by class of character: letters "a", digits "0", the symbols that stand for
+        # letters in leetspeak ("@", "$", "|") "1", anything else " ". A character outside
+        # ASCII is anything else: it separates what is on either side of it.
+        spaced = raw if len(raw) == len(text) else text.encode("ascii", "replace")
+        # (A str: "in" on bytes costs several times more.)
+        classes = spaced.translate(_CLASSES).decode()
         # How many ASCII digits the view has.
-        self.digit_count = len(raw.translate(None, _NON_DIGITS))
-        self._leet: bool | None = None
-        self._digits: Normalized | None = None
+        self.digit_count = digit_count = classes.count("0")
+        # At most how many digits the view's digits and digit words stand for ("forty" is
+        # two): fewer than a rule's shortest number and it has nothing to read.
+        self.max_digits = digit_count
+        if not words.isdisjoint(DIGIT_WORDS):
+            self.max_digits += sum(2 for w in runs if w in DIGIT_WORDS)
+        # Whether a digit or symbol touches a letter, as in leetspeak ("sn4p", "d0t"): a few
+        # substring tests, several times cheaper than a regex search.
+        self.leet = (digit_count > 0 or "1" in classes) and (
+            "a0" in classes or "0a" in classes or "a1" in classes or "1a" in classes
+        )
         self._leet_words: frozenset[str] | None = None
-
-    @property
-    def leet(self) -> bool:
-        """Whether a digit or symbol touches a letter, as in leetspeak ("sn4p", "d0t")."""
-        if self._leet is None:
-            text = self.text
-            symbols = self.digit_count or "@" in text or "$" in text or "|" in text
-            self._leet = bool(symbols) and _LEET_TOUCH.search(text) is not None
-        return self._leet
+        self._digits: Normalized | None = None
 
     @property
     def has_digit(self) -> bool:
@@ -94,25 +101,18 @@ class Message:
         return self.digit_count > 0
 
     @property
-    def spelled_count(self) -> int:
-        """At most how many digits the digit words of the view stand for ("forty" is two)."""
-        if self.words.isdisjoint(DIGIT_WORDS):
-            return 0
-        return sum(2 for w in self._letter_runs if w in DIGIT_WORDS)
-
-    @property
     def leet_words(self) -> frozenset[str]:
         """The letter runs of the view read as leetspeak ("sn4p" gives "snap"), if any.
 
         Only for deciding which rules to run: the rules themselves match leetspeak with
-        ``normalize.leet`` patterns and never read this folded text.
+        ``normalize.leet`` patterns and never read this folded text. Built when first asked
+        for: most messages that have leetspeak (every email address is "a@b") never are.
         """
         if self._leet_words is None:
+            self._leet_words = frozenset()
             if self.leet:
                 raw = self.text.encode("ascii", "ignore").translate(_LEET_LETTERS)
                 self._leet_words = frozenset(raw.decode().split()) - self.words
-            else:
-                self._leet_words = frozenset()
         return self._leet_words
 
     def mentions(self, words: frozenset[str]) -> bool:
@@ -125,9 +125,7 @@ class Message:
     def digits(self) -> Normalized:
         """The view with digit words spelled as digits ("five five" → "5 5")."""
         if self._digits is None:
-            spelled = self.mentions(DIGIT_WORDS) or (
-                self.leet and _LOOKALIKE.search(self.text) is not None
-            )
+            spelled = self.mentions(DIGIT_WORDS) or (self.leet and _lookalike_digits(self.text))
             self._digits = spell_digits(self.view) if spelled else self.view
         return self._digits
 
@@ -135,10 +133,14 @@ class Message:
         self, view: Normalized, kind: str, start: int, end: int, confidence: float, reason: str
     ) -> Finding:
         """A finding for ``view.text[start:end]``, with its span mapped to the original."""
-        o_start, o_end = view.span(start, end)
-        if not self.original[o_start:o_end].isascii():
+        if view.starts is not None:  # else the view is the original, lower-cased
+            start, end = view.span(start, end)
+        if not self.original[start:end].isascii():
             reason += _DISGUISED
-        return Finding(kind, o_start, o_end, round(min(confidence, 0.99), 2), reason)
+        # At most 0.99, to two decimals. Confidences are sums of hundredths, so this is
+        # round(x, 2), which formats the float in decimal first and costs several times more.
+        confidence = round(confidence * 100) / 100 if confidence < 0.99 else 0.99
+        return Finding(kind, start, end, confidence, reason)
 
 
 def _byte_table(keep: bytes, *, other: int = 32) -> bytes:
@@ -147,16 +149,25 @@ def _byte_table(keep: bytes, *, other: int = 32) -> bytes:
 
 _LOWER = bytes(range(97, 123))
 _LETTERS_ONLY = _byte_table(_LOWER)
-_NON_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
 # Leetspeak read back as letters, everything else but letters a space.
 _LEET_LETTERS = bytes(
     c if c in _LOWER else b"oieastbg"[b"01345789".index(c)] if c in b"01345789"
     else {64: 97, 36: 115, 124: 108}.get(c, 32)
     for c in range(256)
 )  # fmt: skip
-_LEET_TOUCH = re.compile(r"[a-z][0-9@$|]|[0-9@$|][a-z]")
-# Letters typed for digits inside a number ("415 555 O1OO").
-_LOOKALIKE = re.compile(r"[0-9][oil]|[oil][0-9]")
+# Letters "a", digits "0", the symbols that stand for letters "1", everything else " ".
+_CLASSES = bytes(
+    97 if c in _LOWER else 48 if c in b"0123456789" else 49 if c in b"@$|" else 32
+    for c in range(256)
+)  # fmt: skip
+# Digits "0", the letters typed for them ("415 555 O1OO") "o", everything else " ".
+_LOOKALIKE_CLASSES = bytes(48 if 48 <= c <= 57 else 111 if c in b"oil" else 32 for c in range(256))
+
+
+def _lookalike_digits(text: str) -> bool:
+    """Whether a letter typed for a digit ("o", "i", "l") touches a digit in ``text``."""
+    classes = text.encode("ascii", "replace").translate(_LOOKALIKE_CLASSES).decode()
+    return "0o" in classes or "o0" in classes
 
 
 class Rule(Protocol):

@@ -127,11 +127,11 @@ def _username_shaped(value: str) -> bool:
 
 
 def _acceptable(value: str, *, strong: bool) -> bool:
-    core = value.removeprefix("@").removeprefix("u/").split("#")[0]
-    if len(core) < 2 or not _HAS_LETTER.search(core) or _TIME_LIKE.fullmatch(core):
-        return False  # usernames have letters: "@ 646-555-0166" is a phone number
-    if core in _COMMON:
+    core = value.removeprefix("@").removeprefix("u/").partition("#")[0]
+    if core in _COMMON or len(core) < 2:
         return False
+    if not _HAS_LETTER.search(core) or _TIME_LIKE.fullmatch(core):
+        return False  # usernames have letters: "@ 646-555-0166" is a phone number
     return strong or _username_shaped(value)
 
 
@@ -141,9 +141,17 @@ _HAS_LETTER = re.compile(r"[a-z]")
 
 def _platform(alias: str) -> str:
     """'a Snapchat', 'an Instagram': the platform an alias names, with its article."""
+    named = _NAMED.get(alias)  # the usual case: an alias as _PLATFORMS writes it
+    return named if named is not None else _name_platform(alias)
+
+
+def _name_platform(alias: str) -> str:
     key = alias.translate(_LEET_BACK).replace("-", " ").replace(".", " ")
     name = _PLATFORMS.get(key, _PLATFORMS.get(key.replace(" ", ""), "social media"))
     return ("an " if name[0] in "AEIOU" else "a ") + name
+
+
+_NAMED = {alias: _name_platform(alias) for alias in _PLATFORMS}
 
 
 class HandleRule:
@@ -165,10 +173,12 @@ class HandleRule:
         text = message.text
         if message.mentions(_ALIAS_WORDS) or "👻" in text or _LONE_AT.search(text):
             for m in _ALIAS_RE.finditer(message.text):
-                yield from self._around(message, m)
-        yield from self._loose(message)
+                if (finding := self._around(message, m)) is not None:
+                    yield finding
+        if "@" in text or "#" in text or "u/" in text:
+            yield from self._loose(message)
 
-    def _around(self, message: Message, m: re.Match[str]) -> Iterator[Finding]:
+    def _around(self, message: Message, m: re.Match[str]) -> Finding | None:
         """The handle a platform name at ``m`` points to, in whichever form it was offered."""
         text = message.text
         start, end = m.span()
@@ -181,8 +191,7 @@ class HandleRule:
             strong = v["lead"] not in _WEAK_LEADS
             if _acceptable(v["value"], strong=strong):
                 reason = f"{_platform(alias)} username given before the platform name"
-                yield self._finding(message, v.start("value"), v.end("value"), 0.85, reason)
-                return
+                return self._finding(message, v.start("value"), v.end("value"), 0.85, reason)
         mine = "mine" in message.words
         for strong, cue_end, how in self._cues(text, alias, start, end, prev, mine=mine):
             value = self._value_after(text, cue_end)
@@ -193,8 +202,8 @@ class HandleRule:
                 value = self._shaped_ahead(text, value.end())
             if value is not None and _acceptable(value.group(), strong=strong):
                 reason = f"{_platform(alias)} username {how}"
-                yield self._finding(message, value.start(), value.end(), 0.9, reason)
-                return
+                return self._finding(message, value.start(), value.end(), 0.9, reason)
+        return None
 
     @staticmethod
     def _cues(

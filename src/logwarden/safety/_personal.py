@@ -9,7 +9,7 @@ numbers that count something else ("I'm 5 minutes away") are not.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from logwarden.safety._base import Finding, Message, context_before
 from logwarden.safety._patterns import alternation, wordset
@@ -62,7 +62,7 @@ class AddressRule:
     )
 
     def wants(self, message: Message) -> bool:
-        return message.has_digit and not message.words.isdisjoint(_STREET_WORDS)
+        return message.digit_count > 0 and not message.words.isdisjoint(_STREET_WORDS)
 
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.view
@@ -198,10 +198,13 @@ class AgeRule:
 
     def wants(self, message: Message) -> bool:
         words = message.words
-        if not words.isdisjoint(_GRADE_WORDS) or self._leads_with_number(message):
+        if not words.isdisjoint(_GRADE_WORDS):
             return True
+        # Every other form has a number in it (what ``find`` calls ``numbers``).
+        if not (message.digit_count > 0 or message.mentions(_NUMBER_WORDS)):
+            return False
         cued = not words.isdisjoint(_STATED_WORDS) or not words.isdisjoint(_UNIT_WORDS)
-        return cued and (message.has_digit or message.mentions(_NUMBER_WORDS))
+        return cued or self._leads_with_number(message)
 
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.view
@@ -210,13 +213,14 @@ class AgeRule:
         numbers = message.has_digit or message.mentions(_NUMBER_WORDS)
         if numbers and not words.isdisjoint(_STATED_WORDS):
             for m in self._STATED.finditer(text):
-                yield from self._stated(message, m)
+                if (finding := self._stated(message, m)) is not None:
+                    yield finding
         asl = "asl" in words or self._leads_with_number(message)
         unit = not words.isdisjoint(_UNIT_WORDS)
-        for pattern, wanted in ((self._UNIT_AGE, unit), (self._ASL, asl)):
+        for matches, wanted in ((self._UNIT_AGE.finditer, unit), (self._asl_answers, asl)):
             if not (numbers and wanted):
                 continue
-            for m in pattern.finditer(text):
+            for m in matches(text):
                 start = m.start("n")
                 if _age_value(m["n"]) >= 18 or self._about_someone_else(text, start):
                     continue
@@ -238,6 +242,17 @@ class AgeRule:
             reason = "a participant naming the school they go to"
             yield message.finding(view, self.kind, m.start("school"), m.end(), 0.85, reason)
 
+    def _asl_answers(self, text: str) -> Iterable[re.Match[str]]:
+        """The matches of ``_ASL`` in ``text``.
+
+        Without an "asl" in the text only its start can match, and one ``match`` costs a
+        fraction of a search: most messages that start with a number are no "asl" answer.
+        """
+        if "asl" in text:
+            return self._ASL.finditer(text)
+        m = self._ASL.match(text)
+        return () if m is None else (m,)
+
     def _leads_with_number(self, message: Message) -> bool:
         """Whether the message starts with a number, as "asl" answers do ("14 m")."""
         head = message.text[:1]
@@ -252,22 +267,22 @@ class AgeRule:
     def _about_someone_else(text: str, start: int) -> bool:
         return context_before(text, start, _OTHER_PERSON, width=30)
 
-    def _stated(self, message: Message, m: re.Match[str]) -> Iterator[Finding]:
+    def _stated(self, message: Message, m: re.Match[str]) -> Finding | None:
         view = message.view
         text = view.text
         age = _age_value(m["n"])
         explicit = m["unit"] is not None
         if age >= 18 or (age < 10 and not explicit):
-            return  # "im 5 minutes away" needs "yo" or "years old" to be an age
+            return None  # "im 5 minutes away" needs "yo" or "years old" to be an age
         if not explicit and _COUNTS_SOMETHING.match(text, m.end()):
-            return
+            return None
         if context_before(text, m.start(), _PAST_OR_REPORTED, width=20):
-            return
+            return None
         if not m.group().startswith(("i", "asl")) and self._about_someone_else(text, m.start()):
-            return  # "my sister is turning 15", "age 12" about a child they mention
+            return None  # "my sister is turning 15", "age 12" about a child they mention
         reason = "a participant stating an age under 18"
         start = m.start("n")
-        yield message.finding(view, self.kind, start, m.end(), 0.95 if explicit else 0.85, reason)
+        return message.finding(view, self.kind, start, m.end(), 0.95 if explicit else 0.85, reason)
 
 
 # "when i was 12", "he said im 14" were not about the speaker now.

@@ -10,13 +10,15 @@ Validation uses phonenumbers' metadata. ``phonenumbers.parse`` and ``is_valid_nu
 tens of microseconds a call, more than everything else the detector does with a message, so
 ``_NumberingPlan`` reads the same metadata once and answers the same question with a few
 precompiled regexes (tests/safety/test_pii.py checks that it agrees with phonenumbers).
-Numbers written with "+" are rare and are still parsed by phonenumbers itself.
+Numbers written with "+" are read the same way (``_check_international``); phonenumbers itself
+is asked only about those whose national prefix it would strip ("+44 (0)20 …").
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import phonenumbers
@@ -100,9 +102,13 @@ class PhoneRule:
                 raise ValueError(f"unknown phone region {code!r}: use ISO 3166 codes like 'US'")
             by_code.setdefault(meta.country_code, []).append(meta)
         self._plans = [_NumberingPlan.load(code, metas) for code, metas in by_code.items()]
+        # Numbers written with "+" are mostly of these countries: compile their plans now
+        # (+1 has 25 regions, about 40 ms) rather than while a chat message waits.
+        for country_code in by_code:
+            _country(country_code)
 
     def wants(self, message: Message) -> bool:
-        return message.digit_count + message.spelled_count >= 7
+        return message.max_digits >= 7
 
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.digits
@@ -111,23 +117,35 @@ class PhoneRule:
         cued = message.mentions(_PHONE_CUE_WORDS) or "#" in text or "no." in text
         blocked = message.mentions(NOT_CONTACT_WORDS)
         for m in self._CANDIDATE.finditer(view.text):
-            finding = self._judge(message, view, m, cued=cued, blocked=blocked)
+            digits = digits_of(m.group())
+            finding = self._judge(message, view, m, digits, cued=cued, blocked=blocked)
             if finding is not None:
                 yield finding
-            elif len(digits_of(m.group())) > 11:
+            elif len(digits) > 11:
                 # "202-555-0143 415-555-0199": two numbers with only a space between them
                 # are one run of digits; try the phone-shaped parts of the run on their own.
                 for part in self._LAYOUT_PART.finditer(view.text, m.start(), m.end()):
-                    finding = self._judge(message, view, part, cued=cued, blocked=blocked)
+                    digits = digits_of(part.group())
+                    finding = self._judge(message, view, part, digits, cued=cued, blocked=blocked)
                     if finding is not None:
                         yield finding
 
     def _judge(
-        self, message: Message, view: Normalized, m: re.Match[str], *, cued: bool, blocked: bool
+        self,
+        message: Message,
+        view: Normalized,
+        m: re.Match[str],
+        digits: str,
+        *,
+        cued: bool,
+        blocked: bool,
     ) -> Finding | None:
+        """The finding for the candidate ``m`` whose digits are ``digits``, if it is one."""
         raw = m.group()
-        digits = digits_of(raw)
-        if not 7 <= len(digits) <= 15 or self._NOT_PHONE.fullmatch(raw):
+        if not 7 <= len(digits) <= 15:
+            return None
+        # Every shape _NOT_PHONE knows has a point or a dash.
+        if ("." in raw or "-" in raw) and self._NOT_PHONE.fullmatch(raw):
             return None
         if digits in _COUNTING_UP or digits in _COUNTING_DOWN:
             return None  # "1 2 3 4 5 6 7 8 9 10" is counting
@@ -161,25 +179,31 @@ class PhoneRule:
     def _check(self, digits: str, *, international: bool) -> tuple[bool, bool]:
         """(valid, possible) for the digits, as an international number or in any region."""
         if international:  # a "+" number has one reading; regions do not apply
-            try:
-                parsed = phonenumbers.parse("+" + digits.removeprefix("00"), None)
-            except phonenumbers.NumberParseException:
-                return False, False
-            if not phonenumbers.is_possible_number(parsed):
-                return False, False
-            return phonenumbers.is_valid_number(parsed), True
+            number = digits.removeprefix("00")
+            answer = _check_international(number)
+            return answer if answer is not None else _check_with_phonenumbers(number)
         possible = False
         for plan in self._plans:
-            for national, written_in_full in plan.readings(digits):
-                if written_in_full and plan.is_valid(national):
-                    return True, True
-                possible = True
-            possible = possible or len(digits) in plan.local_lengths
+            valid, possible_here = plan.check(digits)
+            if valid:
+                return True, True
+            possible = possible or possible_here
         return False, possible
 
 
+def _check_with_phonenumbers(number: str) -> tuple[bool, bool]:
+    """(valid, possible) for the digits of a number written with "+", by phonenumbers."""
+    try:
+        parsed = phonenumbers.parse("+" + number, None)
+    except phonenumbers.NumberParseException:
+        return False, False
+    if not phonenumbers.is_possible_number(parsed):
+        return False, False
+    return phonenumbers.is_valid_number(parsed), True
+
+
 # The number types phonenumbers distinguishes; a valid number matches one of them. The
-# common ones come first: they decide most numbers.
+# common ones come first in each alternation: they decide most numbers.
 _TYPES = (
     "fixed_line", "mobile", "toll_free", "voip", "premium_rate", "shared_cost",
     "personal_number", "pager", "uan", "voicemail",
@@ -191,27 +215,38 @@ class _Plan:
     """One region's numbering plan from phonenumbers' metadata, compiled once."""
 
     general: re.Pattern[str]
-    types: tuple[tuple[re.Pattern[str], frozenset[int]], ...]
+    # Number length -> the number types of that length as one alternation: a valid number
+    # matches one of them, and a single fullmatch of the alternation says whether it does.
+    typed: Mapping[int, re.Pattern[str]]
 
     @classmethod
     def load(cls, meta: PhoneMetadata) -> _Plan:
         general = meta.general_desc
         pattern = general.national_number_pattern if general else None
         default_lengths = frozenset(general.possible_length or ()) if general else frozenset()
-        types = []
+        types: list[tuple[str, frozenset[int]]] = []
         for name in _TYPES:
             desc = getattr(meta, name)
             if desc is not None and desc.national_number_pattern:
                 lengths = frozenset(desc.possible_length or ()) or default_lengths
-                types.append((re.compile(desc.national_number_pattern), lengths))
-        return cls(re.compile(pattern or "(?!)"), tuple(types))
+                types.append((desc.national_number_pattern, lengths))
+        typed = {
+            n: re.compile("|".join(f"(?:{p})" for p, lengths in types if n in lengths))
+            for n in sorted(frozenset().union(*(lengths for _, lengths in types)))
+        }
+        return cls(re.compile(pattern or "(?!)"), typed)
 
     def is_valid(self, national: str) -> bool:
-        """What ``phonenumbers.is_valid_number_for_region`` answers for this region."""
+        """What ``phonenumbers.is_valid_number_for_region`` answers for this region.
+
+        That is: the number matches the general pattern and one type's pattern, at one of that
+        type's lengths. phonenumbers also checks the general lengths; in its metadata every
+        type's lengths are among them (for every region), so that check never decides.
+        """
         if self.general.fullmatch(national) is None:
             return False
-        n = len(national)
-        return any(p.fullmatch(national) and n in lengths for p, lengths in self.types)
+        typed = self.typed.get(len(national))
+        return typed is not None and typed.fullmatch(national) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,37 +259,132 @@ class _NumberingPlan:
     """
 
     country_code: int
-    trunk_prefix: str
     lengths: frozenset[int]
     local_lengths: frozenset[int]
     plans: tuple[_Plan, ...]  # one per region asked for that uses this country code
+    # (prefix, whether digits that start with it are written in full), for each way of
+    # writing a national number: after the country code, after the trunk prefix, bare.
+    # Where numbers are dialled with a "0" trunk prefix (the UK, Australia, India …), people
+    # write that 0, so digits without it are at most a possible number there: a bare
+    # "5555550123" is not a UK number just because 55 5555 0123 would be one.
+    prefixes: tuple[tuple[str, bool], ...]
 
     @classmethod
     def load(cls, country_code: int, metas: Sequence[PhoneMetadata]) -> _NumberingPlan:
         lengths: set[int] = set()
         local: set[int] = set()
-        prefix = ""
+        trunk = ""
         for meta in metas:
-            prefix = prefix or meta.national_prefix or ""
+            trunk = trunk or meta.national_prefix or ""
             if meta.general_desc is not None:
                 lengths.update(meta.general_desc.possible_length or ())
                 local.update(meta.general_desc.possible_length_local_only or ())
         plans = tuple(_Plan.load(meta) for meta in metas)
-        return cls(country_code, prefix, frozenset(lengths), frozenset(local), plans)
+        prefixes = [(str(country_code), True), (trunk, True), ("", trunk != "0")]
+        if trunk in ("", str(country_code)):  # "1" is both in North America
+            del prefixes[1]
+        return cls(country_code, frozenset(lengths), frozenset(local), plans, tuple(prefixes))
 
     def is_valid(self, national: str) -> bool:
-        return any(plan.is_valid(national) for plan in self.plans)
+        # A loop: any() over a generator costs as much again, on most candidates.
+        for plan in self.plans:  # noqa: SIM110
+            if plan.is_valid(national):
+                return True
+        return False
 
-    def readings(self, digits: str) -> Iterator[tuple[str, bool]]:
-        """(national number, written in full) for each reading of a possible length.
-
-        Where numbers are dialled with a "0" trunk prefix (the UK, Australia, India …),
-        people write that 0, so digits without it are at most a possible number there: a
-        bare "5555550123" is not a UK number just because 55 5555 0123 would be one.
-        """
-        for prefix in (str(self.country_code), self.trunk_prefix, ""):
-            if not digits.startswith(prefix) or (prefix == "" and digits[0] == "0"):
+    def check(self, digits: str) -> tuple[bool, bool]:
+        """(valid, possible) for bare digits, in any of the ways of writing them."""
+        possible = len(digits) in self.local_lengths
+        for prefix, in_full in self.prefixes:
+            if not digits.startswith(prefix) or (not prefix and digits[0] == "0"):
                 continue
             national = digits[len(prefix) :]
             if len(national) in self.lengths and national[0] != "0":
-                yield national, prefix != "" or self.trunk_prefix != "0"
+                if in_full and self.is_valid(national):
+                    return True, True
+                possible = True
+        return False, possible
+
+
+def _check_international(number: str) -> tuple[bool, bool] | None:
+    """(valid, possible) for the digits after "+", or None where phonenumbers must say.
+
+    What phonenumbers answers for "+" and the digits, from its metadata compiled once per
+    country code: ``parse``, ``is_possible_number`` and ``is_valid_number`` cost about 50 µs
+    a number, as much as the rest of a message's detection. The country code is the first
+    one to three digits that are one, as in ``parse``.
+    """
+    if len(number) <= 2 or number[0] == "0":
+        return False, False  # too short, or no country code starts with 0
+    for size in (1, 2, 3):
+        if int(number[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return False, False  # no country code
+    country = _country(int(number[:size]))
+    return None if country is None else country.check(number[size:])
+
+
+@dataclass(frozen=True, slots=True)
+class _Country:
+    """A country calling code's numbering plan, as phonenumbers reads a number after "+".
+
+    ``check`` answers for numbers written plainly: those whose digits after the country code
+    do not start with its national prefix. For the others ("+44 (0)20 …") phonenumbers
+    strips the prefix by rules of its own, and is asked itself.
+    """
+
+    national_prefix: re.Pattern[str] | None  # of the main region, as ``parse`` reads it
+    lengths: frozenset[int]  # the main region's possible lengths, local-only ones included
+    # The regions of the code in phonenumbers' order, each with the leading digits that
+    # claim a number for it (None: it claims the numbers valid in it). With one region for
+    # the code (``single``), that region has every number.
+    regions: tuple[tuple[re.Pattern[str] | None, _Plan], ...]
+    single: bool
+
+    @classmethod
+    def load(cls, country_code: int) -> _Country | None:
+        codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code]
+        main = PhoneMetadata.metadata_for_region_or_calling_code(
+            country_code, phonenumbers.region_code_for_country_code(country_code)
+        )
+        if main is None or main.general_desc is None:
+            return None
+        general = main.general_desc
+        lengths = {*general.possible_length, *(general.possible_length_local_only or ())}
+        regions = []
+        for code in codes:
+            meta = PhoneMetadata.metadata_for_region_or_calling_code(country_code, code)
+            if meta is not None:
+                leading = None if meta.leading_digits is None else re.compile(meta.leading_digits)
+                regions.append((leading, _Plan.load(meta)))
+        prefix = main.national_prefix_for_parsing
+        national_prefix = re.compile(prefix) if prefix else None
+        return cls(national_prefix, frozenset(lengths), tuple(regions), len(codes) == 1)
+
+    def check(self, national: str) -> tuple[bool, bool] | None:
+        """(valid, possible) for the digits after the country code, or None (phonenumbers').
+
+        Possible lengths are those of phonenumbers' ``_test_number_length``; the region is
+        the one ``region_code_for_number`` chooses.
+        """
+        if len(national) < 2:
+            return None
+        if self.national_prefix is not None and self.national_prefix.match(national):
+            return None
+        if len(national) not in self.lengths:
+            return False, False
+        if self.single:
+            return any(region.is_valid(national) for _, region in self.regions), True
+        for leading, region in self.regions:
+            if leading is None:
+                if region.is_valid(national):
+                    return True, True
+            elif leading.match(national):
+                return region.is_valid(national), True
+        return False, True
+
+
+@functools.cache  # compiled on first use: about 250 codes, most never seen
+def _country(country_code: int) -> _Country | None:
+    return _Country.load(country_code)

@@ -29,11 +29,12 @@ is the lower-cased text and the map is the identity.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 __all__ = [
     "DIGIT_WORD",
@@ -184,7 +185,8 @@ _WIDTH_CHANGES = _FoldTable(marks_width=True)
 
 def normalize(text: str) -> Normalized:
     """Fold ``text`` into its detection view; never raises for any ``str``."""
-    if text.isascii() and not _ASCII_CONTROL.search(text):
+    # isprintable() answers for most text at a third of the cost of the search.
+    if text.isascii() and (text.isprintable() or not _ASCII_CONTROL.search(text)):
         return Normalized(text, text.lower())
     if not text.translate(_WIDTH_CHANGES):
         # Every character folds to exactly one (fullwidth, look-alike letters, dashes):
@@ -234,27 +236,81 @@ def rewrite(
     Each replacement character maps to the whole original span of the text it replaced.
     Returns ``base`` itself when nothing matches.
     """
-    matches = list(pattern.finditer(base.text))
-    if not matches:
-        return base
-    old_starts, old_ends = base.maps()
+    text = base.text
     pieces: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    pos = 0
-    for m in matches:
-        pieces.append(base.text[pos : m.start()])
-        starts.extend(old_starts[pos : m.start()])
-        ends.extend(old_ends[pos : m.start()])
+    breaks: list[int] = []
+    replaced: list[tuple[int, int, int]] = []
+    pos = size = 0
+    for m in pattern.finditer(text):
+        start, end = m.span()
         new = replace(m)
-        pieces.append(new)
-        starts.extend([old_starts[m.start()]] * len(new))
-        ends.extend([old_ends[m.end() - 1]] * len(new))
-        pos = m.end()
-    pieces.append(base.text[pos:])
-    starts.extend(old_starts[pos:])
-    ends.extend(old_ends[pos:])
+        pieces += (text[pos:start], new)
+        size += start - pos
+        breaks.append(size)
+        size += len(new)
+        replaced.append((size, start, end))
+        pos = end
+    if not breaks:
+        return base
+    pieces.append(text[pos:])
+    size += len(text) - pos
+    old_starts, old_ends = base.maps()
+    starts = _Spliced(old_starts, breaks, replaced, size, at_end=False)
+    ends = _Spliced(old_ends, breaks, replaced, size, at_end=True)
     return Normalized(base.original, "".join(pieces), starts, ends)
+
+
+class _Spliced(Sequence[int]):
+    """The offset map of a view made by ``rewrite``, worked out for the offsets asked for.
+
+    Detectors ask a view for the spans of a few findings, so a list per character, built
+    per replacement, would cost more than everything they ask. Between replacements the new
+    view copies ``base`` one to one; ``breaks[k]`` is where replacement ``k`` starts in the
+    new view, and ``replaced[k]`` is (where it ends there, the ``base`` span it replaced).
+    Each of its characters maps to the first (``at_end`` false) or the last character of
+    that span.
+    """
+
+    __slots__ = ("_at_end", "_base", "_breaks", "_replaced", "_size")
+
+    def __init__(
+        self,
+        base: Sequence[int],
+        breaks: list[int],
+        replaced: list[tuple[int, int, int]],
+        size: int,
+        *,
+        at_end: bool,
+    ) -> None:
+        self._base = base
+        self._breaks = breaks
+        self._replaced = replaced
+        self._size = size
+        self._at_end = at_end
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._size))]
+        if i < 0:
+            i += self._size
+        if not 0 <= i < self._size:
+            raise IndexError(i)
+        k = bisect.bisect_right(self._breaks, i) - 1
+        if k < 0:
+            return self._base[i]
+        new_end, start, end = self._replaced[k]
+        if i < new_end:
+            return self._base[end - 1 if self._at_end else start]
+        return self._base[end + i - new_end]
 
 
 # Leetspeak substitutions people use inside words (0→o, 1→i/l, 3→e, 4→a, 5→s, 7→t, @→a …).
@@ -345,6 +401,10 @@ def _word_digits(word: str) -> str:
 
 
 def _digit_replacement(m: re.Match[str]) -> str:
+    # Most matches are one plain digit word ("five", "oh"), whose value is its entry: one
+    # lookup instead of reading the groups.
+    if (value := _WORD_VALUE.get(m.group())) is not None:
+        return value
     if m["lookalike"] is not None:
         return m["lookalike"].translate(_LOOKALIKE_DIGITS)
     if m["tens"] is not None:

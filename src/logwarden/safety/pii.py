@@ -96,6 +96,8 @@ class PiiDetector:
                 found.extend(find(message))
         if not found:
             return found
+        if len(found) == 1:  # most messages with a finding: nothing to resolve
+            return found if found[0].confidence >= self._min_confidence else []
         return _resolve([f for f in found if f.confidence >= self._min_confidence])
 
 
