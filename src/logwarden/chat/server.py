@@ -337,13 +337,7 @@ class ChatServer:
                 raise ProtocolError("internal_error", "the server failed on this frame") from None
         except ProtocolError as exc:
             answers = exc.frame_type or (None if frame is None else frame_type(frame))
-            error = _error_frame(exc.code, exc.message, in_reply_to=answers)
-            if client.logging:
-                # Replies keep the order of the frames: after those of messages still on their
-                # way to the log (callbacks of one future run in the order they were added).
-                client.logging[-1].add_done_callback(lambda _: self._send(client, error))
-            else:
-                self._send(client, error)
+            self._reply(client, _error_frame(exc.code, exc.message, in_reply_to=answers))
             if exc.code not in _INNOCENT_ERRORS and client.strikes.strike(now):
                 log.info("closing %s: too many errors (last: %s)", _who(client), exc.code)
                 self._close(client, CLOSE_POLICY, "too many errors", leave_reason="abuse")
