@@ -63,6 +63,7 @@ from logwarden.store.schema import PRESERVED
 __all__ = ["SqlStore"]
 
 _T = TypeVar("_T")
+_Row = TypeVar("_Row", bound=NamedTuple)
 
 # Rows per INSERT: 500 rows of at most 6 columns stay far below SQLite's 32,766 and
 # PostgreSQL's 65,535 bound parameters per statement. The same bound for ids in an IN list.
@@ -289,36 +290,26 @@ class SqlStore:
         ]
 
     def session(self, session_id: str) -> SessionRecord | None:
-        p, a, m, r = schema.participants, schema.addresses, schema.messages, schema.reports
         with _store_errors("read a session"), self._engine.connect() as conn:
             row = conn.execute(select(_s).where(_s.c.id == session_id)).first()
             if row is None:
                 return None
 
-            def rows_of(table: Table, order: Any) -> list[Any]:
-                where = table.c.session_id == session_id
-                return list(conn.execute(select(table).where(where).order_by(order)))
+            def rows_of(table: Table, kind: type[_Row], order: str) -> tuple[_Row, ...]:
+                """The session's rows of ``table`` as ``kind`` (its fields are columns)."""
+                query = (
+                    select(*(table.c[name] for name in kind._fields))
+                    .where(table.c.session_id == session_id)
+                    .order_by(table.c[order])
+                )
+                return tuple(kind(*x) for x in conn.execute(query))
 
-            people = rows_of(p, p.c.slot)
-            addresses = rows_of(a, a.c.slot)
-            said = rows_of(m, m.c.seq)
-            reported = conn.execute(
-                select(*(r.c[name] for name in ReportRow._fields))
-                .where(r.c.session_id == session_id)
-                .order_by(r.c.id)
-            ).all()
-            t = schema.receipts
-            tokens = conn.execute(
-                select(*(t.c[name] for name in ReceiptRow._fields))
-                .where(t.c.session_id == session_id)
-                .order_by(t.c.slot)
-            ).all()
-            e = schema.safety_events
-            events = conn.execute(
-                select(*(e.c[name] for name in SafetyEventRow._fields))
-                .where(e.c.session_id == session_id)
-                .order_by(e.c.id)
-            ).all()
+            people = rows_of(schema.participants, ParticipantRow, "slot")
+            addresses = rows_of(schema.addresses, AddressRow, "slot")
+            said = rows_of(schema.messages, MessageRow, "seq")
+            reported = rows_of(schema.reports, ReportRow, "id")
+            tokens = rows_of(schema.receipts, ReceiptRow, "slot")
+            events = rows_of(schema.safety_events, SafetyEventRow, "id")
         ended = (
             None
             if row.ended_at is None
@@ -329,13 +320,13 @@ class SqlStore:
                 row.id, row.started_at, row.day, row.interests_sealed, row.audit_salt
             ),
             ended=ended,
-            participants=tuple(ParticipantRow(*x) for x in people),
-            addresses=tuple(AddressRow(*x) for x in addresses),
-            messages=tuple(MessageRow(*x) for x in said),
-            reports=tuple(ReportRow(*x) for x in reported),
+            participants=people,
+            addresses=addresses,
+            messages=said,
+            reports=reported,
             retention=RetentionState(*(row._mapping[column] for column in _RETENTION)),
-            safety=tuple(SafetyEventRow(*x) for x in events),
-            receipts=tuple(ReceiptRow(*x) for x in tokens),
+            safety=events,
+            receipts=tokens,
         )
 
     def reported_pairs(self) -> list[tuple[str, str]]:
