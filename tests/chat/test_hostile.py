@@ -352,8 +352,10 @@ class TestHostileFrames:
         """Regression guard: 150 pipelined `next` frames are rate limited until the client is
         closed with 1008; its stranger hears of it exactly once."""
         a, b = pair(clients, server)
-        for _ in range(150):
-            a.send("next")
+        # The server may close before the last of them leaves the client; that is the point.
+        with suppress(ConnectionClosed):
+            for _ in range(150):
+                a.send("next")
         frames = drain(a)
         assert frames[-1] == ("closed", 1008)
         assert drain(b) == [{"type": "stranger_left", "reason": "next"}]
