@@ -157,6 +157,12 @@ class Peer:
         self.flags = {kind: asyncio.Event() for kind in ("hello", "waiting", "matched", "ended")}
 
 
+# ``waiting`` before ``matched`` and ``stranger_left`` at the end need nothing done.
+_EXPECTED_FRAMES = frozenset(
+    {"hello", "waiting", "matched", "message", "sent", "ping", "error", "stranger_left"}
+)
+
+
 @dataclass
 class Tally:
     sent: int = 0
@@ -170,6 +176,9 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     unexpected_closes: int = 0
     frames: int = 0  # every frame received, for diagnosing a server that went quiet
+    # Frames a relay of plain messages never expects (``warning``, ``safety``, ``ended``...):
+    # each one explains a message that was held back or a chat that was ended.
+    surprises: Counter[str] = field(default_factory=Counter)
 
 
 class LoadGenerator:
@@ -337,6 +346,7 @@ class LoadGenerator:
         self.tally.sent += 1
 
     async def _read(self, peer: Peer) -> None:
+        memory = self.spec.mode == "memory"  # where ``stop`` is sent and ``ended`` expected
         try:
             async for raw in peer.ws:
                 self.tally.frames += 1
@@ -352,7 +362,8 @@ class LoadGenerator:
                     self.tally.errors[str(frame.get("code"))] += 1
                 elif kind in peer.flags:
                     peer.flags[kind].set()
-                # ``waiting`` before ``matched``, ``stranger_left``: nothing to do.
+                if kind not in _EXPECTED_FRAMES and not (kind == "ended" and memory):
+                    self.tally.surprises[kind] += 1
         except ConnectionClosed:
             pass
         if not self.closing:
@@ -409,6 +420,8 @@ class LoadGenerator:
             raise BenchError(f"the server answered with error frames: {dict(self.tally.errors)}")
         if self.tally.unexpected_closes:
             raise BenchError(f"the server closed {self.tally.unexpected_closes} connections")
+        if self.tally.surprises:
+            raise BenchError(f"the server sent unexpected frames: {dict(self.tally.surprises)}")
 
     def _result(self) -> dict[str, Any]:
         t = self.tally

@@ -7,7 +7,6 @@ Each call returns once its record is durable. The chat relays a message only aft
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import secrets
@@ -16,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
-from logwarden.audit.entries import digest, entry, metadata_commitment
+from logwarden.audit.entries import digest, entry, metadata_commitment, sha256_hex
 from logwarden.recorder.batcher import GroupCommitter
 from logwarden.retention.policy import RAW_IP, SESSION, day_of
 from logwarden.retention.service import Retention
@@ -406,7 +405,7 @@ class Recorder:
 
 # The entries of what the recorder writes; ``audit verify`` recomputes them from the rows.
 def message_entry(row: MessageRow, text_commitment: bytes) -> AuditRecord:
-    sealed = hashlib.sha256(row.text_sealed).hexdigest()
+    sealed = sha256_hex(row.text_sealed)
     sid = row.session_id
     if not (sid.isascii() and sid.isalnum()):  # ours are hex; anything else: the general path
         return entry(

@@ -95,7 +95,9 @@ class SqlStore:
         self._days: DayBuckets = (
             PartitionedDays(engine) if engine.dialect.name == "postgresql" else RowDays()
         )
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # The audit log's head as this process's last group commit left it (``_audit.append``).
+        self._audit_tip: _audit.Tip | None = None
         # Table and column names are ours, never input; the values go as parameters.
         self._insert_head: dict[type[NamedTuple], str] = {
             row: f"INSERT INTO {table} ({', '.join(row._fields)}) VALUES "  # noqa: S608 - no input
@@ -183,14 +185,21 @@ class SqlStore:
 
     def write(self, batch: WriteBatch) -> None:
         with _store_errors("write to the session log"):
-            self._in_days(
+            tip = self._in_days(
                 lambda: (row.bucket for row in batch.messages), partial(self._write, batch)
             )
+        if tip is not None:
+            self._audit_tip = tip  # committed: the next write may extend it in one statement
 
-    def _write(self, batch: WriteBatch, conn: Connection) -> None:
+    def _write(self, batch: WriteBatch, conn: Connection) -> _audit.Tip | None:
         # The entries first, so that each message row can name its entry; the head's lock is
         # then held to the commit, which only the writer of this batch wants anyway.
-        first = _audit.append(conn, batch.audit, self._insert_chunked) if batch.audit else 0
+        tip = None
+        if batch.audit:
+            tip = _audit.append(
+                conn, batch.audit, self._insert_chunked, mark=self._mark, tip=self._audit_tip
+            )
+        first = tip.size - len(batch.audit) if tip is not None else 0
         messages = _with_entries(batch.messages, batch.audit, first)
         for rows in (
             batch.sessions,
@@ -215,6 +224,7 @@ class SqlStore:
             first_reports[session_id] = min(first_reports.get(session_id, at), at)
         for session_id, at in first_reports.items():
             _mark_reported(conn, session_id, at=at)
+        return tip
 
     def _insert_chunked(self, conn: Connection, rows: Sequence[NamedTuple]) -> None:
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
@@ -398,7 +408,7 @@ class SqlStore:
         """Append a change's audit entries in its transaction: the two are durable together
         (the audit head's lock is taken last, after the row's)."""
         if found and audit:
-            _audit.append(conn, audit, self._insert_chunked)
+            _audit.append(conn, audit, self._insert_chunked, mark=self._mark)
 
     def move_rows(
         self, session_id: str, *, text_bucket: int | None, address_bucket: int | None
@@ -513,7 +523,8 @@ class SqlStore:
         if not records:
             raise ValueError("nothing to append")
         with _store_errors("append to the audit log"), self._engine.begin() as conn:
-            return _audit.append(conn, records, self._insert_chunked)
+            tip = _audit.append(conn, records, self._insert_chunked, mark=self._mark)
+            return tip.size - len(records)
 
     def audit_head(self) -> AuditHead:
         with _store_errors("read the audit log's head"), self._engine.connect() as conn:
@@ -557,17 +568,20 @@ class SqlStore:
 
     def audit_proof(self, *, index: int, size: int) -> list[bytes]:
         with _store_errors("make an inclusion proof"), self._engine.connect() as conn:
-            return merkle.inclusion_proof_from(_audit.node_reader(conn), index=index, size=size)
+            nodes = merkle.inclusion_proof_nodes(index, size)
+            hash_at = _audit.node_reader(conn, chain.from_iterable(nodes))
+            return merkle.inclusion_proof_from(hash_at, index=index, size=size)
 
     def audit_consistency(self, *, old_size: int, new_size: int) -> list[bytes]:
         with _store_errors("make a consistency proof"), self._engine.connect() as conn:
-            return merkle.consistency_proof_from(
-                _audit.node_reader(conn), old_size=old_size, new_size=new_size
-            )
+            nodes = merkle.consistency_proof_nodes(old_size, new_size)
+            hash_at = _audit.node_reader(conn, chain.from_iterable(nodes))
+            return merkle.consistency_proof_from(hash_at, old_size=old_size, new_size=new_size)
 
     def audit_root(self, size: int) -> bytes:
         with _store_errors("compute an audit root"), self._engine.connect() as conn:
-            return merkle.root_from(_audit.node_reader(conn), size)
+            hash_at = _audit.node_reader(conn, merkle.compact_nodes(0, size))
+            return merkle.root_from(hash_at, size)
 
     def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> bool:
         h, c = schema.audit_head, schema.audit_checkpoints
