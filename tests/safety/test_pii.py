@@ -135,6 +135,7 @@ class TestPhone:
             ("ring 020 7946 0321", "020 7946 0321"),
             ("aussie +61 491 570 158", "+61 491 570 158"),
             ("call me 555-0134", "555-0134"),
+            ("call me 555.0123", "555.0123"),
         ],
     )
     def test_formatted_numbers(self, text: str, value: str) -> None:
@@ -205,6 +206,7 @@ class TestPhone:
             "coords 40.7128, -74.0060",
             "guid 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
             "got 10000 vbucks lol",
+            "115.7405 xxxxxxxx",  # a decimal of the local number's shape, with no cue
         ],
     )
     def test_numbers_that_are_not_phone_numbers(self, text: str) -> None:

@@ -431,8 +431,10 @@ class ChatServer:
         self._send(client, encode("sent", seq=seq, at=at))
         if session.risk is not None:
             session.scored.append(seq)
-            sender = str(session.slot_of(client))
-            self._act_on_risk(session, session.risk.observe(sender, text, findings))
+            before = session.risk.assessment
+            after = session.risk.observe(str(session.slot_of(client)), text, findings)
+            if after is not before:  # the same assessment until something changes
+                self._act_on_risk(session, after)
 
     def _reply(self, client: Client, frame: str) -> None:
         """Send a reply in the order of the frames it answers: after those of messages still

@@ -79,22 +79,26 @@ class GroupCommitter(Generic[Item]):
         if first is _STOP:
             return [], True
         batch = [first]
-        deadline = time.monotonic() + self._window
+        stopping = self._take_queued(batch)
+        if not stopping and len(batch) < self._max_batch and self._window > 0:
+            # One sleep for the window, then whatever came: not a wake-up per record, since
+            # each wake-up must win the GIL back from the busy event loop (up to the 5 ms
+            # switch interval), and the records of the batch would wait for every one.
+            time.sleep(self._window)
+            stopping = self._take_queued(batch)
+        return batch, stopping  # type: ignore[return-value]  # entries are (item, future)
+
+    def _take_queued(self, batch: list[object]) -> bool:
+        """Move what is queued now into ``batch``, up to the batch size; True at ``_STOP``."""
         while len(batch) < self._max_batch:
             try:
-                # Whatever is queued now joins at once; then wait out the window for more.
-                remaining = deadline - time.monotonic()
-                entry = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                entry = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return False
             if entry is _STOP:
-                return batch, True  # type: ignore[return-value]  # entries are (item, future)
+                return True
             batch.append(entry)
-        return batch, False  # type: ignore[return-value]
+        return False
 
     def _commit(self, batch: list[tuple[Item, asyncio.Future[None]]]) -> None:
         items = [item for item, _ in batch]

@@ -90,8 +90,11 @@ class PhoneRule:
         r"|\d{1,3}(?:\.\d{1,3}){3}"  # IPv4
         r"|\d{4,}\.\d{1,2}"  # a decimal amount
         r"|(?!\d{3}\.\d{4}\Z)\d+\.\d+"  # any decimal: one point between two runs of digits
+        # (but for 555.0123, a local number written with a point: see _LOCAL_OR_DECIMAL)
         r"|\d{1,2}\.\d{1,2}\.\d+(?:\.\d+)?"  # a version or build number (10.0.19045)
     )
+
+    _LOCAL_OR_DECIMAL = re.compile(r"\d{3}\.\d{4}")
 
     def __init__(self, regions: Sequence[str]) -> None:
         # Regions that share a country code ("US" and "CA" share +1) share one reading.
@@ -159,6 +162,8 @@ class PhoneRule:
         valid, possible = self._check(digits, international=m["plus"] is not None)
         if not possible:
             return None
+        if not (valid or cue) and self._LOCAL_OR_DECIMAL.fullmatch(raw):
+            return None  # "115.7405": a decimal, unless the number is real or named a phone
         spelled = is_spelled(message, view, m.start(), m.end())
         spaced = self._SPACED.fullmatch(raw) is not None and not self._LAYOUT.fullmatch(raw)
         confidence = (0.75 if valid else 0.45) + 0.2 * cue
