@@ -20,6 +20,11 @@ runs on is shared and noisy: only side-by-side figures are comparable.
 (c) memory     the server's RSS with no connections, then with K connections that received
                ``hello`` (idle), that ``join``-ed and wait, and that chat in pairs.
 
+Senders say everyday chat lines of ``--message-chars`` characters (``--text chat``, nothing
+the safety engine warns about), or ``--text digits``: a 17-digit float and x's, the
+message of the benchmark before the safety engine read every message, and its detector's
+costliest common case. Each receipt is matched to its send time in order, per sender.
+
 Clients come from 127.0.0.1, which the server trusts as a proxy, and each presents its own
 documentation address (RFC 5737, then RFC 3849) in ``X-Forwarded-For``. Every pair joins with
 its own interest and the interest fallback is an hour, so each client is paired with its own
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import hashlib
 import ipaddress
@@ -71,6 +77,7 @@ import logwarden
 from logwarden.testing import LiveServer, serve_in_process
 
 Mode = Literal["latency", "throughput", "memory"]
+MessageText = Literal["chat", "digits"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LATENCY_P99_FLOOR_MS = 25.0  # with the log on
@@ -141,20 +148,62 @@ class ClientSpec:
     warmup: float  # seconds, throughput only
     window: int  # unacknowledged messages per sender, throughput only
     message_chars: int
+    text: MessageText
     connect_concurrency: int
     setup_timeout: float  # seconds, for each of: connect, join/match, every stage
     drain_timeout: float  # seconds to wait for in-flight messages after sending stops
 
 
+# What the senders say, in turn (``--text chat``): everyday chat lines written for the
+# benchmark, a few with the numbers chat has (times, scores, levels), none with anything the
+# safety engine warns about, so every message is relayed. The safety engine reads every
+# message, so what they say is part of what is measured: ``--text digits`` sends the old
+# message instead, a float of 17 digits and x's, the detector's costliest common case.
+CHAT_LINES = (
+    "hey how are you doing today",
+    "not bad, just got back from school lol",
+    "what kind of music do you like",
+    "mostly rock and some old jazz, you?",
+    "i play minecraft a lot, built a castle last week",
+    "nice, do you play with friends or alone",
+    "we lost 3-2 in overtime, so annoying",
+    "brb 5 minutes, dinner is ready",
+    "ok im back. what were we talking about",
+    "the weather here is terrible, rain all day",
+    "have you seen that new space movie yet",
+    "no but my brother says the ending is great",
+    "i hit level 30 in the game yesterday haha",
+    "what do you want to study later",
+    "maybe biology or something with animals",
+    "cool, i like drawing more than anything",
+)
+
+
+def message_texts(kind: MessageText, chars: int) -> Callable[[int], str]:
+    """The text of the n-th message, about ``chars`` characters long."""
+    if kind == "digits":
+        padding = "x" * max(0, chars - 20)
+        return lambda _n: f"{time.perf_counter()!r} {padding}"
+    following = CHAT_LINES[1:] + CHAT_LINES[:1]
+    texts = tuple(
+        f"{line} {after}"[:chars].rstrip()
+        for line, after in zip(CHAT_LINES, following, strict=True)
+    )
+    return lambda n: texts[n % len(texts)]
+
+
 class Peer:
     """One connection of the load generator."""
 
-    __slots__ = ("flags", "index", "ws")
+    __slots__ = ("flags", "index", "sent_at", "ws")
 
     def __init__(self, index: int, ws: ClientConnection) -> None:
-        self.index = index  # global client index; pair = index // 2
+        self.index = index  # global client index; pair = index // 2, partner = index ^ 1
         self.ws = ws
         self.flags = {kind: asyncio.Event() for kind in ("hello", "waiting", "matched", "ended")}
+        # When each message not yet received by the partner was sent: the server relays one
+        # sender's messages in order, so the partner's n-th receipt is the n-th of these.
+        self.sent_at: collections.deque[float] = collections.deque()
 
 
 # ``waiting`` before ``matched`` and ``stranger_left`` at the end need nothing done.
@@ -186,14 +235,14 @@ class LoadGenerator:
         self.spec = spec
         self.commands = commands
         self.peers: list[Peer] = []
+        self.by_index: dict[int, Peer] = {}
         self.readers: list[asyncio.Task[None]] = []
         self.tally = Tally()
         self.closing = False
         self.throughput = False
         self.t_end = 0.0  # stop sending at this perf_counter time
         self.window = (0.0, 0.0)  # perf_counter interval in which receipts are counted
-        padding = max(0, spec.message_chars - 20)
-        self.padding = "x" * padding
+        self.texts = message_texts(spec.text, spec.message_chars)
 
     # -- the run, stage by stage -----------------------------------------------------------
 
@@ -255,6 +304,7 @@ class LoadGenerator:
         try:
             async with asyncio.timeout(self.spec.setup_timeout):
                 self.peers = list(await asyncio.gather(*tasks))
+                self.by_index = {peer.index: peer for peer in self.peers}
         except TimeoutError:
             self.peers = _cancel_and_collect(tasks)  # closed again by ``run``
             raise BenchError(
@@ -340,9 +390,9 @@ class LoadGenerator:
     # -- frames ------------------------------------------------------------------------------
 
     async def _send_message(self, peer: Peer) -> None:
-        # The send time travels in the text: sender and receiver share this process's clock.
-        stamp = time.perf_counter()
-        await peer.ws.send(f'{{"type":"message","text":"{stamp!r} {self.padding}"}}')
+        text = self.texts(self.tally.sent)
+        peer.sent_at.append(time.perf_counter())
+        await peer.ws.send(json.dumps({"type": "message", "text": text}))
         self.tally.sent += 1
 
     async def _read(self, peer: Peer) -> None:
@@ -353,7 +403,7 @@ class LoadGenerator:
                 frame = json.loads(raw)
                 kind = frame["type"]
                 if kind == "message":
-                    self._on_message(frame["text"])
+                    self._on_message(self.by_index[peer.index ^ 1].sent_at.popleft())
                 elif kind == "sent":
                     await self._on_sent(peer)
                 elif kind == "ping":
@@ -369,10 +419,9 @@ class LoadGenerator:
         if not self.closing:
             self.tally.unexpected_closes += 1
 
-    def _on_message(self, text: str) -> None:
+    def _on_message(self, sent_at: float) -> None:
         now = time.perf_counter()
         self.tally.received += 1
-        sent_at = float(text.split(" ", 1)[0])
         start, end = self.window
         if self.throughput:
             if start <= now < end:
@@ -494,6 +543,7 @@ class Options:
     warmup: float
     window: int
     message_chars: int
+    text: MessageText
     idle_connections: int
     repeat: int
     client_procs: int
@@ -755,6 +805,7 @@ class Orchestrator:
                 warmup=o.warmup,
                 window=o.window,
                 message_chars=o.message_chars,
+                text=o.text,
                 connect_concurrency=o.connect_concurrency,
                 setup_timeout=o.setup_timeout,
                 drain_timeout=o.drain_timeout,
@@ -1127,6 +1178,12 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--warmup", type=float, default=2.0, help="throughput: unmeasured start")
     parser.add_argument("--window", type=int, default=8, help="unacknowledged messages per sender")
     parser.add_argument("--message-chars", type=int, default=64)
+    parser.add_argument(
+        "--text",
+        choices=["chat", "digits"],
+        default="chat",
+        help="what senders say: everyday chat lines, or a 17-digit float and x's",
+    )
     parser.add_argument("--idle-connections", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of ON/OFF per scenario")
     parser.add_argument("--client-procs", type=int, default=1, help="load-generator processes")
@@ -1177,6 +1234,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         warmup=args.warmup,
         window=args.window,
         message_chars=args.message_chars,
+        text=args.text,
         idle_connections=args.idle_connections,
         repeat=args.repeat,
         client_procs=args.client_procs,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
 import dataclasses
+import gc
 import html
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -98,6 +99,8 @@ class SqlStore:
         mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         # The audit log's head as this process's last group commit left it (``_audit.append``).
         self._audit_tip: _audit.Tip | None = None
+        self._writer: Connection | None = None  # see _writer_connection
+        self._writing = threading.Lock()  # one write at a time on it
         # Table and column names are ours, never input; the values go as parameters.
         self._insert_head: dict[type[NamedTuple], str] = {
             row: f"INSERT INTO {table} ({', '.join(row._fields)}) VALUES "  # noqa: S608 - no input
@@ -184,9 +187,11 @@ class SqlStore:
     # -- writing ---------------------------------------------------------------------------
 
     def write(self, batch: WriteBatch) -> None:
-        with _store_errors("write to the session log"):
+        with _store_errors("write to the session log"), self._writing:
             tip = self._in_days(
-                lambda: (row.bucket for row in batch.messages), partial(self._write, batch)
+                lambda: (row.bucket for row in batch.messages),
+                partial(self._write, batch),
+                connection=self._writer_connection,
             )
         if tip is not None:
             self._audit_tip = tip  # committed: the next write may extend it in one statement
@@ -246,12 +251,18 @@ class SqlStore:
         sql = self._insert_head[kind] + ", ".join([self._row_marks[kind]] * len(rows))
         conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows)))
 
-    def _in_days(self, days: Callable[[], Iterable[int]], work: Callable[[Connection], _T]) -> _T:
-        """Run ``work`` in one transaction, once ``messages`` can take rows in ``days()``."""
+    def _in_days(
+        self,
+        days: Callable[[], Iterable[int]],
+        work: Callable[[Connection], _T],
+        *,
+        connection: Callable[[], AbstractContextManager[Connection]] | None = None,
+    ) -> _T:
+        """Run ``work`` in one transaction (on a connection from the pool, or ``connection``),
+        once ``messages`` can take rows in ``days()``."""
         self._days.ensure(days())
         try:
-            with self._engine.begin() as conn:
-                return work(conn)
+            return self._transaction(work, connection)
         except SQLAlchemyError as exc:
             if not self._days.missing_partition(exc):
                 raise
@@ -259,8 +270,32 @@ class SqlStore:
         # day): the transaction rolled back; make the partitions again and retry, once.
         self._days.forget()
         self._days.ensure(days())
-        with self._engine.begin() as conn:
+        return self._transaction(work, connection)
+
+    def _transaction(
+        self,
+        work: Callable[[Connection], _T],
+        connection: Callable[[], AbstractContextManager[Connection]] | None,
+    ) -> _T:
+        if connection is None:
+            with self._engine.begin() as conn:
+                return work(conn)
+        with connection() as conn, conn.begin():
             return work(conn)
+
+    @contextmanager
+    def _writer_connection(self) -> Iterator[Connection]:
+        """The connection of ``write`` (the recorder's group commits), kept open between
+        commits: taking one from the pool and giving it back cost a sixth of the writer's time
+        under the GIL, every commit. A connection that failed is dropped for a new one."""
+        if self._writer is None:
+            self._writer = self._engine.connect()
+        try:
+            yield self._writer
+        except BaseException:
+            self._writer.close()
+            self._writer = None
+            raise
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -602,6 +637,10 @@ class SqlStore:
             return [(size, at, note) for size, at, note in conn.execute(query)]
 
     def close(self) -> None:
+        with self._writing:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self._engine.dispose()
 
 
