@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from logwarden.errors import ConfigError
+from logwarden.safety._starts import starts
 
 __all__ = [
     "AGE_ANSWER",
@@ -121,7 +122,7 @@ class Indicator:
 class CompiledIndicator:
     """An indicator compiled once: one regular expression, one named group per phrase."""
 
-    __slots__ = ("category", "cumulative", "indicator", "name", "phrases", "search", "unnamed")
+    __slots__ = ("category", "cumulative", "indicator", "name", "phrases", "search")
 
     def __init__(self, indicator: Indicator) -> None:
         if not indicator.phrases:
@@ -134,10 +135,9 @@ class CompiledIndicator:
         self.category = indicator.category
         self.cumulative = indicator.cumulative
         self.phrases = {f"p{i}": phrase for i, phrase in enumerate(indicator.phrases)}
-        expanded = {group: _expand(phrase.pattern) for group, phrase in self.phrases.items()}
-        alternatives = "|".join(f"(?P<{group}>{body})" for group, body in expanded.items())
-        # The same phrases without their names, for the lexicon's one search of them all.
-        self.unnamed = "|".join(f"(?:{body})" for body in expanded.values())
+        alternatives = "|".join(
+            f"(?P<{group}>{_expand(phrase.pattern)})" for group, phrase in self.phrases.items()
+        )
         try:
             # Matches start after a space and end at a word edge. The text is searched with a
             # space in front: a leading literal lets the regex engine jump from word to word
@@ -148,13 +148,25 @@ class CompiledIndicator:
 
 
 def _matched_as_words(alternatives: str) -> str:
-    return f" (?:{alternatives})(?![a-z0-9])"
+    """A search for ``alternatives`` starting at a word (the text is searched with a space in
+    front) and ending at a word's edge.
+
+    After the space, a lookahead lists the three characters any match can begin with
+    (``_starts.py``): at most words it fails at once, where the engine would otherwise try
+    every alternative in turn, and a scan costs about a third less.
+    """
+    beginnings = starts(alternatives, _GATE_WIDTH)
+    gate = "" if beginnings is None else f"(?={'|'.join(map(re.escape, sorted(beginnings)))})"
+    return f" {gate}(?:{alternatives})(?![a-z0-9])"
+
+
+_GATE_WIDTH = 3
 
 
 class Lexicon:
     """A compiled set of indicators; built once per process and shared by every session."""
 
-    __slots__ = ("_any", "banter", "indicators")
+    __slots__ = ("banter", "indicators")
 
     def __init__(self, indicators: Iterable[Indicator]) -> None:
         compiled = tuple(CompiledIndicator(i) for i in indicators)
@@ -166,15 +178,10 @@ class Lexicon:
             raise ConfigError("indicator names in a risk lexicon must be unique")
         self.indicators = compiled
         self.banter = re.compile(_expand(_BANTER))
-        # Whether any phrase matches at all: one search instead of one per indicator, for the
-        # great majority of messages, which match none (a third of the cost of a full scan).
-        self._any = re.compile(_matched_as_words("|".join(c.unnamed for c in compiled))).search
 
     def scan(self, folded: str) -> list[tuple[CompiledIndicator, Phrase]]:
         """Every indicator that matches ``folded`` text, with the phrase that matched."""
         spaced = " " + folded
-        if self._any(spaced) is None:
-            return []
         hits = []
         # The hot loop of the scorer: one search per indicator, nothing else.
         for indicator in self.indicators:
