@@ -124,10 +124,6 @@ def serve(
     from logwarden.logging_setup import log_config
 
     os.umask(0o077)  # everything the server creates (WAL, journal) is the owner's alone
-    if os.environ.get("XSWITCH"):
-        import sys
-
-        sys.setswitchinterval(float(os.environ["XSWITCH"]))
     try:
         settings = _settings(config, data_dir=data_dir, host=host, port=port)
         # Idempotent: also adds what a data directory made by an earlier version lacks (the
