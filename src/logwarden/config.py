@@ -107,6 +107,9 @@ class SafetySettings(_Section):
     risk_medium: float = Field(30.0, gt=0, lt=100)  # score points
     risk_high: float = Field(70.0, gt=0, le=100)
     end_chats: bool = True  # end a chat where the policy says (sextortion; a minor at high)
+    # Score in a process of its own, beside the server's (safety/worker.py): the event loop
+    # then only hands messages over. False: in the server's process.
+    risk_process: bool = True
     safety_message: str | None = Field(None, min_length=1, max_length=1000)  # None: the default
 
     @model_validator(mode="after")

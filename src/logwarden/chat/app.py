@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         warn_personal_info=settings.safety.warn_personal_info,
         risk_policy=_risk_policy(settings.safety) if settings.safety.score_risk else None,
         end_chats=settings.safety.end_chats,
+        risk_process=settings.safety.risk_process,
     )
     proxies = TrustedProxies(settings.trusted_proxies)
     origins = OriginPolicy(settings.allowed_origins)
@@ -90,7 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 "%d sessions of an earlier run had no end: ended as interrupted", interrupted
             )
         session_log.start(asyncio.get_running_loop())
-        chat.start()
+        await chat.start()
         # What exists now (modules, the detector's phone metadata, the risk lexicon) lives as
         # long as the server: out of the collector's sight, each full collection is shorter by
         # it, about 90 ms of pause on the benchmark machine (docs/BENCHMARKS.md).

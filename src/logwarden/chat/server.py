@@ -43,7 +43,8 @@ from logwarden.config import ChatSettings, RetentionSettings
 from logwarden.errors import ProtocolError, StoreError, VaultError
 from logwarden.recorder import SessionLog
 from logwarden.retention.receipts import new_receipt
-from logwarden.safety import Assessment, ConversationRisk, Finding, PiiDetector, RiskPolicy
+from logwarden.safety import Assessment, Finding, PiiDetector, RiskPolicy
+from logwarden.safety.worker import RiskWorker
 from logwarden.vault import Vault
 
 __all__ = ["ChatServer"]
@@ -150,11 +151,9 @@ class ChatSession:
         # One receipt per participant (docs/retention.md): the log keeps only the digests.
         self.receipts = (new_receipt(), new_receipt())
         self._seq = 0
-        self.risk: ConversationRisk | None = None
         self.flags_recorded: set[str] = set()  # risk flags already in the log
         self.escalated = False  # a risk event is in the log
         self.notified: set[int] = set()  # slots that got the safety message
-        self.scored: list[int] = []  # the seq of each message the risk scorer has seen
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -181,6 +180,7 @@ class ChatServer:
         warn_personal_info: bool = False,
         risk_policy: RiskPolicy | None = None,
         end_chats: bool = False,
+        risk_process: bool = False,
     ) -> None:
         self._settings = settings
         # The safety engine (docs/safety.md): the detector runs when either part is on, since
@@ -189,6 +189,13 @@ class ChatServer:
         self._warn = warn_personal_info and detector is not None
         self._risk_policy = risk_policy
         self._end_chats = end_chats
+        # Sessions the risk scorer may still answer about, until it says it is done.
+        self._scored: dict[str, ChatSession] = {}
+        self._risk = (
+            None
+            if risk_policy is None
+            else RiskWorker(risk_policy, self._on_risk, self._risk_done, inline=not risk_process)
+        )
         self._log = session_log
         self._vault = vault
         self._clock = clock
@@ -229,13 +236,17 @@ class ChatServer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._heartbeat = asyncio.get_running_loop().create_task(self._heartbeat_loop())
+        if self._risk is not None:
+            await self._risk.start()
 
     async def shutdown(self) -> None:
         """End every chat (reason ``server_shutdown``) and wait for the log to have it all."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        if self._risk is not None:
+            await self._risk.close()  # what was said is scored, and acted on, first
         for session in list(self._sessions):
             self._end_session(session, reason="server_shutdown", by=None)
         while self._tasks:
@@ -429,12 +440,9 @@ class ChatServer:
             return
         self._send(session.peer_of(client), encode("message", text=text, seq=seq, at=at))
         self._send(client, encode("sent", seq=seq, at=at))
-        if session.risk is not None:
-            session.scored.append(seq)
-            before = session.risk.assessment
-            after = session.risk.observe(str(session.slot_of(client)), text, findings)
-            if after is not before:  # the same assessment until something changes
-                self._act_on_risk(session, after)
+        if self._risk is not None:
+            kinds = [finding.kind for finding in findings]
+            self._risk.observe(session.id, seq, str(session.slot_of(client)), text, kinds)
 
     def _reply(self, client: Client, frame: str) -> None:
         """Send a reply in the order of the frames it answers: after those of messages still
@@ -460,9 +468,20 @@ class ChatServer:
             detail={"kinds": list(kinds), "decision": decision},
         )
 
-    def _act_on_risk(self, session: ChatSession, assessment: Assessment) -> None:
+    def _risk_done(self, session_id: str) -> None:
+        self._scored.pop(session_id, None)
+
+    def _on_risk(self, session_id: str, assessment: Assessment, seqs: dict[int, int]) -> None:
+        session = self._scored.get(session_id)
+        if session is not None:
+            self._act_on_risk(session, assessment, seqs)
+
+    def _act_on_risk(
+        self, session: ChatSession, assessment: Assessment, seqs: dict[int, int]
+    ) -> None:
         """Do what the risk policy asks, once per change: log an escalation (preserving the
-        session if asked), tell the people at risk, end the chat."""
+        session if asked), tell the people at risk, end the chat. ``seqs`` names the message
+        of each reason by its seq in the chat."""
         assert self._risk_policy is not None
         decision = self._risk_policy.decide(assessment)
         new_flags = set(assessment.flags) - session.flags_recorded
@@ -471,7 +490,7 @@ class ChatServer:
             session.flags_recorded.update(assessment.flags)
             # The scorer counts messages from 0; the log names them by their seq.
             reasons = [
-                {**reason.as_json(), "message": session.scored[reason.index]}
+                {**reason.as_json(), "message": seqs[reason.index]}
                 for reason in assessment.reasons[-_MAX_REASONS_LOGGED:]
             ]
             self._log_safety(
@@ -604,8 +623,8 @@ class ChatServer:
         session = ChatSession(
             first=first, second=second, started_at=self._clock.now_ms(), interests=match.shared
         )
-        if self._risk_policy is not None:
-            session.risk = ConversationRisk(self._risk_policy, participants=("0", "1"))
+        if self._risk is not None:
+            self._scored[session.id] = session
         for client in session.clients:
             client.cancel_fallback()
             client.matching = session
@@ -684,6 +703,8 @@ class ChatServer:
         )
 
     def _release(self, session: ChatSession) -> None:
+        if self._risk is not None and not session.ended:
+            self._risk.forget(session.id)
         session.ended = True
         session.ended_at_loop = asyncio.get_running_loop().time()
         self._sessions.discard(session)
