@@ -4,8 +4,8 @@ Scoring is a third of the event loop's work per message (docs/BENCHMARKS.md), an
 shares one GIL with the session log's writer thread: every microsecond it spends is one the
 writer may wait for, and the chat's latency is that wait. ``RiskWorker`` takes scoring out of
 the process. The loop hands each relayed message to ``observe`` and goes on; once per loop
-iteration the batch goes to the worker over a socket pair, written like any client socket
-(the loop does not give up the GIL to write it). The worker keeps one ``ConversationRisk`` per
+iteration the batch goes to the worker over a socket pair, one write for all of them, made
+the way the loop writes to its clients. The worker keeps one ``ConversationRisk`` per
 session and answers only with the assessments that changed; ``on_change(session_id,
 assessment)`` runs on the loop when one arrives, a millisecond or so after the message was
 relayed (never before: scoring never held a message back).
