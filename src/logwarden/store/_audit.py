@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select, tuple_
 from logwarden.audit import merkle
 from logwarden.errors import StoreError
 from logwarden.store import schema
+from logwarden.store._driver import execute
 from logwarden.store.base import AuditEntryRow, AuditHead, AuditRecord
 
 NODE_STRIDE = 4
@@ -72,16 +73,16 @@ def append(
     grown = None
     if tip is not None:
         grown = _grow(tip, leaves)
-        claimed = conn.exec_driver_sql(
-            _CLAIM.replace("?", mark), (grown.tip.size, grown.tip.frontier, tip.size)
+        claimed = execute(
+            conn, _CLAIM.replace("?", mark), (grown.tip.size, grown.tip.frontier, tip.size)
         ).rowcount
         if claimed != 1:
             grown = None  # another writer appended since: read the head it left
     if grown is None:
         # The first statement takes the head's lock, so the frontier read is the one extended.
-        size, frontier = conn.exec_driver_sql(_GROW.replace("?", mark), (len(records),)).one()
+        [(size, frontier)] = execute(conn, _GROW.replace("?", mark), (len(records),)).fetchall()
         grown = _grow(Tip(size - len(records), frontier), leaves)
-        conn.exec_driver_sql(_SET_FRONTIER.replace("?", mark), (grown.tip.frontier,))
+        execute(conn, _SET_FRONTIER.replace("?", mark), (grown.tip.frontier,))
     first = grown.tip.size - len(records)
     insert(
         conn,

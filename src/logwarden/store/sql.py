@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from logwarden.audit import merkle
 from logwarden.errors import StoreError
-from logwarden.store import _audit, migrations, schema
+from logwarden.store import _audit, _driver, migrations, schema
 from logwarden.store._partitions import DayBuckets, PartitionedDays, RowDays, delete_days
 from logwarden.store.base import (
     AddressRow,
@@ -246,10 +246,10 @@ class SqlStore:
         kind = type(rows[0])
         if self._unnest is not None:
             columns = tuple(list(column) for column in zip(*rows, strict=True))
-            conn.exec_driver_sql(self._unnest[kind], columns)
+            _driver.execute(conn, self._unnest[kind], columns)
             return
         sql = self._insert_head[kind] + ", ".join([self._row_marks[kind]] * len(rows))
-        conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows)))
+        _driver.execute(conn, sql, tuple(chain.from_iterable(rows)))
 
     def _in_days(
         self,
