@@ -119,22 +119,17 @@ class SqlStore:
         self._row_marks = {
             row: f"({', '.join([mark] * len(row._fields))})" for row in self._insert_head
         }
-        # PostgreSQL: one array per column, unnested. psycopg parses a query's placeholders
-        # anew unless it is short (it caches queries of up to 4,096 characters and 50
-        # parameters): a 500-row INSERT with 3,000 of them cost 14 us a row to parse, 40% of
-        # an append (bench/audit.py). This query has one placeholder per column, and is cached.
-        self._unnest: dict[type[NamedTuple], str] | None = None
+        # PostgreSQL: binary COPY (``_driver.copy_rows``), each column dumped as its type.
+        self._copy: dict[type[NamedTuple], tuple[str, list[str]]] | None = None
         if engine.dialect.name == "postgresql":
             tables = {table.name: table for table in schema.metadata.tables.values()}
-            self._unnest = {
-                row: head.replace(" VALUES ", " SELECT * FROM unnest(")  # noqa: S608 - ours
-                + ", ".join(
-                    f"%s::{_PG_ARRAYS[type(tables[_table_of(head)].c[name].type)]}"
-                    for name in row._fields
+            self._copy = {}
+            for row, head in self._insert_head.items():
+                table = tables[_table_of(head)]
+                self._copy[row] = (
+                    f"COPY {table.name} ({', '.join(row._fields)}) FROM STDIN (FORMAT BINARY)",
+                    [_PG_TYPES[type(table.c[name].type)] for name in row._fields],
                 )
-                + ")"
-                for row, head in self._insert_head.items()
-            }
 
     @classmethod
     def sqlite(cls, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> SqlStore:
@@ -232,11 +227,15 @@ class SqlStore:
         return tip
 
     def _insert_chunked(self, conn: Connection, rows: Sequence[NamedTuple]) -> None:
+        if self._copy is not None:
+            sql, types = self._copy[type(rows[0])]
+            _driver.copy_rows(conn, sql, types, rows)
+            return
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             self._insert(conn, rows[start : start + _ROWS_PER_STATEMENT])
 
     def _insert(self, conn: Connection, rows: Sequence[NamedTuple]) -> None:
-        """One multi-row INSERT, its values as parameters, straight to the driver.
+        """SQLite: one multi-row INSERT, its values as parameters, straight to the driver.
 
         Not ``executemany``: the sqlite3 module releases the GIL around every row's step and
         must win it back from the busy event loop each time, which made a batch of 500 rows
@@ -244,10 +243,6 @@ class SqlStore:
         SQLAlchemy's parameter processing either: it cost more than the insert itself.
         """
         kind = type(rows[0])
-        if self._unnest is not None:
-            columns = tuple(list(column) for column in zip(*rows, strict=True))
-            _driver.execute(conn, self._unnest[kind], columns)
-            return
         sql = self._insert_head[kind] + ", ".join([self._row_marks[kind]] * len(rows))
         _driver.execute(conn, sql, tuple(chain.from_iterable(rows)))
 
@@ -644,12 +639,12 @@ class SqlStore:
         self._engine.dispose()
 
 
-_PG_ARRAYS = {
-    BigInteger: "bigint[]",
-    Integer: "integer[]",
-    SmallInteger: "smallint[]",
-    String: "text[]",
-    LargeBinary: "bytea[]",
+_PG_TYPES = {  # the column types of schema.py, as binary COPY dumps them
+    BigInteger: "int8",
+    Integer: "int4",
+    SmallInteger: "int2",
+    String: "text",  # varchar's binary form is text's
+    LargeBinary: "bytea",
 }
 
 
