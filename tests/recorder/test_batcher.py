@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,7 +50,9 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
 def committing(
     write: Callable[[Sequence[Item]], None], *, window: float = WINDOW, max_batch: int = 1024
 ) -> Iterator[GroupCommitter[Item]]:
-    committer = GroupCommitter(write, window=window, max_batch=max_batch, name="test-commit")
+    committer = GroupCommitter.writing(
+        write, window=window, max_batch=max_batch, name="test-commit"
+    )
     committer.start(asyncio.get_running_loop())
     try:
         yield committer
@@ -207,13 +211,96 @@ class TestFailures:
         assert writer.written == [1, 2, 3]
 
 
+class TestPipelining:
+    def test_next_batch_is_prepared_while_one_is_written(self) -> None:
+        """The next batch's preparation runs while the batch before it is being written."""
+        prepared: list[list[int]] = []
+        second_prepared = threading.Event()
+        overlapped: list[bool] = []
+
+        def prepare(items: Sequence[int]) -> Callable[[], None]:
+            prepared.append(list(items))
+            if len(prepared) == 2:
+                second_prepared.set()
+
+            def write() -> None:
+                if items[0] == 0:  # the first batch's write waits for the second's preparation
+                    overlapped.append(second_prepared.wait(timeout=5))
+
+            return write
+
+        async def scenario() -> None:
+            committer = GroupCommitter(prepare, window=0, max_batch=1, name="test-pipeline")
+            committer.start(asyncio.get_running_loop())
+            try:
+                await asyncio.gather(committer.submit(0), committer.submit(1))
+            finally:
+                committer.close()
+
+        run(scenario)
+        assert overlapped == [True]
+        assert prepared == [[0], [1]]
+
+    def test_slow_writes_keep_queue_order(self) -> None:
+        """However long each write takes, batches are prepared and written in queue order."""
+        prepared: list[int] = []
+        written: list[int] = []
+
+        def prepare(items: Sequence[int]) -> Callable[[], None]:
+            prepared.extend(items)
+
+            def write() -> None:
+                time.sleep(0.002 * (items[0] % 3))  # uneven: a later write may be quicker
+                written.extend(items)
+
+            return write
+
+        async def scenario() -> None:
+            committer = GroupCommitter(prepare, window=0, max_batch=3)
+            committer.start(asyncio.get_running_loop())
+            try:
+                for start in range(0, 120, 6):
+                    await asyncio.gather(*(committer.submit(n) for n in range(start, start + 6)))
+            finally:
+                committer.close()
+
+        run(scenario)
+        assert prepared == list(range(120))
+        assert written == list(range(120))
+
+    def test_failed_preparation_fails_only_its_item(self) -> None:
+        """A batch whose preparation raises is prepared and written again item by item."""
+        written: list[int] = []
+
+        def prepare(items: Sequence[int]) -> Callable[[], None]:
+            if 7 in items:
+                raise ValueError("cannot seal 7")
+            return partial(written.extend, items)
+
+        async def scenario() -> list[object]:
+            committer = GroupCommitter(prepare, window=0.05, max_batch=16)
+            committer.start(asyncio.get_running_loop())
+            try:
+                return await asyncio.gather(
+                    *(committer.submit(n) for n in range(12)), return_exceptions=True
+                )
+            finally:
+                committer.close()
+
+        outcomes = asyncio.run(scenario())
+        assert isinstance(outcomes[7], StoreError)
+        assert "cannot seal 7" in str(outcomes[7])
+        assert [o for i, o in enumerate(outcomes) if i != 7] == [None] * 11
+        assert written == [n for n in range(12) if n != 7]
+
+
 class TestLifecycle:
     def test_close_writes_what_was_queued(self) -> None:
         """close() returns only after everything queued before it has been written."""
         writer = ListWriter()
 
         async def scenario() -> None:
-            committer = GroupCommitter(writer, window=0.05, max_batch=8)
+            committer = GroupCommitter.writing(writer, window=0.05, max_batch=8)
             committer.start(asyncio.get_running_loop())
             futures = [committer.submit(n) for n in range(100)]
             committer.close()
@@ -226,7 +313,9 @@ class TestLifecycle:
         """submit after close raises StoreError rather than queue an item that is never written."""
 
         async def scenario() -> None:
-            committer: GroupCommitter[int] = GroupCommitter(ListWriter(), window=0, max_batch=1)
+            committer: GroupCommitter[int] = GroupCommitter.writing(
+                ListWriter(), window=0, max_batch=1
+            )
             committer.start(asyncio.get_running_loop())
             committer.close()
             with pytest.raises(StoreError):
@@ -236,7 +325,7 @@ class TestLifecycle:
 
     def test_submit_before_start_raises(self) -> None:
         """submit before start raises StoreError."""
-        committer: GroupCommitter[int] = GroupCommitter(ListWriter(), window=0, max_batch=1)
+        committer: GroupCommitter[int] = GroupCommitter.writing(ListWriter(), window=0, max_batch=1)
         with pytest.raises(StoreError):
             committer.submit(1)
         committer.close()
@@ -246,7 +335,7 @@ class TestLifecycle:
         writer = ListWriter()
 
         async def scenario() -> None:
-            committer = GroupCommitter(writer, window=0, max_batch=4)
+            committer = GroupCommitter.writing(writer, window=0, max_batch=4)
             committer.start(asyncio.get_running_loop())
             await committer.submit(1)
             committer.close()
@@ -259,7 +348,9 @@ class TestLifecycle:
         """After close, the writer thread has exited."""
 
         async def scenario() -> None:
-            committer = GroupCommitter(ListWriter(), window=0, max_batch=4, name="test-stops")
+            committer = GroupCommitter.writing(
+                ListWriter(), window=0, max_batch=4, name="test-stops"
+            )
             committer.start(asyncio.get_running_loop())
             await committer.submit(1)
             committer.close()

@@ -10,9 +10,10 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from logwarden.audit.entries import digest, entry, metadata_commitment, sha256_hex
@@ -211,7 +212,7 @@ class Recorder:
         self._last_seq: dict[str, int] = {}
         self._preserved: set[str] = set()
         self._committer: GroupCommitter[_Record] = GroupCommitter(
-            self._write, window=window, max_batch=max_batch
+            self._prepare, window=window, max_batch=max_batch
         )
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -284,12 +285,16 @@ class Recorder:
     ) -> asyncio.Future[None]:
         return self._committer.submit(_SafetyEvent(session_id, slot, at, kind, detail, preserve))
 
-    # Runs on the writer thread: sealing there keeps the crypto off the event loop.
-    def _write(self, records: Sequence[_Record]) -> None:
+    # These two run on the committer's threads: sealing there keeps the crypto off the event
+    # loop. A batch is prepared while the one before it is written (recorder/batcher.py).
+    def _prepare(self, records: Sequence[_Record]) -> Callable[[], None]:
         self._make_keys([r for r in records if type(r) is _SessionStart])
         batch = WriteBatch()
         for record in records:
             self._add(batch, record)
+        return partial(self._write, batch)
+
+    def _write(self, batch: WriteBatch) -> None:
         self._store.write(batch)
         preserved = {r.session_id for r in batch.reports} | {s for s, _at in batch.preserve}
         for session_id in preserved:
