@@ -418,66 +418,130 @@ def scan(
     source: Annotated[
         Path | None,
         typer.Argument(
-            help="A file of messages, one per line [default: standard input].", show_default=False
+            # "\[" is a bracket: Typer reads help as Rich markup, where "[default: …]" is a tag.
+            help="A file of messages, one per line, or - \\[default: standard input].",
+            show_default=False,
         ),
     ] = None,
     jsonl: Annotated[
         bool,
         typer.Option(
             "--jsonl",
-            help="Lines are JSON objects with a `text` field (the default for a .jsonl file).",
+            help="Lines are JSON objects with a `text` field (the default for a file whose "
+            "name ends in .jsonl, in any case).",
         ),
     ] = False,
     conversations: Annotated[
         bool,
         typer.Option(
             "--conversations",
-            help='Lines are conversations, {"messages": [[sender, text], ...]}: print each '
+            help='Lines are conversations, {"messages": \\[\\[sender, text], ...]}: print each '
             "one's risk score, level, flags and reasons.",
         ),
     ] = False,
 ) -> None:
     """Run the safety engine outside the chat: one JSON object out per line in (docs/safety.md).
 
-    A line that cannot be read gives {"error": ...} in its place, and the exit status is 1."""
-    from logwarden.safety import PiiDetector, score_conversation
+    A line that cannot be read gives {"error": ...} in its place, and the exit status is 1.
 
-    detector = PiiDetector()
-    as_json = jsonl or conversations or (source is not None and source.suffix == ".jsonl")
-    failed = False
+    Lines end at LF or CR LF (a lone CR is part of the text); a UTF-8 byte order mark at the
+    start is ignored."""
+    from logwarden.safety import PiiDetector
+
+    path = None if source is None or str(source) == "-" else source
+    as_json = jsonl or conversations or (path is not None and path.suffix.lower() == ".jsonl")
     try:
-        lines = _input_lines(source)
-        for number, line in enumerate(lines, start=1):
-            try:
-                if conversations:
-                    messages = _conversation(line)
-                    result = score_conversation(messages, detector=detector.detect).as_json()
-                else:
-                    text = _message_text(line) if as_json else line
-                    result = {"findings": [f.as_json() for f in detector.detect(text)]}
-            except ValueError as exc:
-                failed = True
-                result = {"error": f"line {number}: {exc}"}
-            # ASCII escapes: a lone surrogate in a sender's name must not stop the output.
-            print(json.dumps(result))
+        failed = _scan_lines(
+            _input_lines(path), PiiDetector(), conversations=conversations, as_json=as_json
+        )
+    except _InputError as exc:
+        name = "standard input" if path is None else str(path)
+        raise typer.BadParameter(f"cannot read {name}: {exc.reason}") from None
+    except BrokenPipeError:
+        # The reader left (`| head -1`): end quietly, with the status a shell reports for a
+        # command SIGPIPE ended (128 + 13), as other Unix tools do.
+        _discard_stdout()
+        raise typer.Exit(code=141) from None
     except OSError as exc:
-        raise typer.BadParameter(f"cannot read {source}: {exc.strerror}") from None
+        _discard_stdout()
+        err.print(
+            f"[bold red]error:[/] could not write the output: {exc.strerror}", highlight=False
+        )
+        raise typer.Exit(code=1) from None
     if failed:
         raise typer.Exit(code=1)
 
 
-def _input_lines(source: Path | None) -> Iterator[str]:
+class _InputError(Exception):
+    """Reading the input failed; an ``OSError`` from here is the output's."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _scan_lines(lines: Iterator[str], detector: Any, *, conversations: bool, as_json: bool) -> bool:
+    """Write one JSON object per line read; True if a line could not be read."""
     import sys
 
-    # errors="replace": a stray byte is a character the detector skips, not a crash.
-    stream = (
-        open(source, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115 - closed below
-        if source is not None
-        else open(sys.stdin.fileno(), encoding="utf-8", errors="replace", newline="", closefd=False)  # noqa: SIM115
-    )
-    with stream:
-        for line in stream:
-            yield line.rstrip("\r\n")
+    from logwarden.safety import score_conversation
+
+    failed = False
+    write = sys.stdout.write
+    for number, line in enumerate(lines, start=1):
+        try:
+            if conversations:
+                messages = _conversation(line)
+                result = score_conversation(messages, detector=detector.detect).as_json()
+            else:
+                text = _message_text(line) if as_json else line
+                result = {"findings": [f.as_json() for f in detector.detect(text)]}
+        except ValueError as exc:
+            failed = True
+            result = {"error": f"line {number}: {exc}"}
+        # ASCII escapes: a lone surrogate in a sender's name must not stop the output.
+        write(json.dumps(result) + "\n")
+    sys.stdout.flush()  # a write error must show here, not in the interpreter's exit
+    return failed
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush of what is
+    still buffered neither fails again nor prints a traceback."""
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _input_lines(source: Path | None) -> Iterator[str]:
+    """The lines of ``source`` (standard input if None), without their line ends.
+
+    Only LF and CR LF end a line (opened with LF as the newline, nothing else ends one): a
+    lone CR is part of the text, as in a message that contained one. "utf-8-sig" drops a byte
+    order mark at the start, which would otherwise make line 1 no JSON and shift its offsets
+    by one; errors="replace" makes a stray byte a character the detector skips, not a crash."""
+    import sys
+
+    try:
+        stream = (
+            open(source, encoding="utf-8-sig", errors="replace", newline="\n")  # noqa: SIM115 - closed below
+            if source is not None
+            else open(  # noqa: SIM115 - closed below
+                sys.stdin.fileno(),
+                encoding="utf-8-sig",
+                errors="replace",
+                newline="\n",
+                closefd=False,
+            )
+        )
+        with stream:
+            for line in stream:
+                line = line.removesuffix("\n")
+                yield line.removesuffix("\r")
+    except OSError as exc:
+        raise _InputError(exc.strerror or str(exc)) from None
 
 
 def _message_text(line: str) -> str:
@@ -507,12 +571,21 @@ def _conversation(line: str) -> list[tuple[str, str]]:
 
 def _json_object(line: str) -> dict[str, Any]:
     try:
-        document = json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
+        document = json.loads(line, parse_int=_json_int)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise ValueError("not JSON") from None
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
+
+
+_INT_DIGITS = 4_000  # below Python's limit on converting decimal text to int (4,300 digits)
+
+
+def _json_int(digits: str) -> int | float:
+    """A JSON integer; one too long for ``int`` becomes a float (inf), never an error that
+    names Python's internals: it is a number either way, and no text."""
+    return int(digits) if len(digits) <= _INT_DIGITS else float(digits)
 
 
 KeyOption = Annotated[

@@ -9,6 +9,7 @@ and a sextortion pattern ends the chat (docs/protocol.md, docs/safety.md).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
+from logwarden.store import SqlStore
 from logwarden.testing import ChatClient, LiveServer
 from tests.chat import test_page
 from tests.chat.test_page import (
@@ -75,14 +77,34 @@ def sent_frames(page: Page) -> list[dict[str, Any]]:
     return frames
 
 
-def pair_with_client(page: Page, client: ChatClient, interest: str) -> None:
-    """Take the page through the gate and into one chat with `client`, on `interest`."""
+def pair_with_client(page: Page, client: ChatClient, interest: str) -> str:
+    """Take the page through the gate and into one chat with `client`, on `interest`; the
+    chat's session id."""
     pass_gate(page)
     start(page, interest)
     expect(page.locator("#status")).to_contain_text("Looking for a stranger")
     client.join([interest])
-    client.expect("matched")
+    session: str = client.expect("matched")["chat"]
     expect(page.locator("#status")).to_contain_text("You both like")
+    return session
+
+
+def logged_warnings(server: LiveServer, session: str, count: int) -> list[tuple[Any, Any]]:
+    """(kinds, decision) of the session's logged warnings, once there are `count` of them
+    (or after 5 s)."""
+    deadline = time.monotonic() + 5
+    store = SqlStore.sqlite(server.data_dir / "logwarden.db")
+    try:
+        while True:
+            record = store.session(session)
+            events = [] if record is None else record.safety
+            details = [json.loads(e.detail) for e in events if e.kind == "warning"]
+            warnings = [(d["kinds"], d["decision"]) for d in details]
+            if len(warnings) >= count or time.monotonic() > deadline:
+                return warnings
+            time.sleep(0.05)
+    finally:
+        store.close()
 
 
 def next_frame(client: ChatClient, kind: str) -> dict[str, Any]:
@@ -113,13 +135,15 @@ def messages(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class TestWarningDialog:
     def test_phone_number_waits_for_the_senders_choice(
-        self, open_page: OpenPage, stranger: Stranger, tmp_path: Path
+        self, open_page: OpenPage, stranger: Stranger, live_server: LiveServer, tmp_path: Path
     ) -> None:
-        """A phone number opens the dialog; Edit and Don't send send nothing, Send anyway does."""
+        """A phone number opens the dialog; Edit and Don't send send nothing, Send anyway does.
+        The log holds one decision per warning: the text sent again unchanged after Edit is
+        the same warning, so cancelled, then sent anyway (no "edited")."""
         alice = open_page("192.0.2.101")
         out = sent_frames(alice)
         bob = stranger("192.0.2.102")
-        pair_with_client(alice, bob, "warning-cycle")
+        session = pair_with_client(alice, bob, "warning-cycle")
 
         say(alice, PHONE_MESSAGE)
         dialog = alice.locator("#warning-dialog")
@@ -171,6 +195,10 @@ class TestWarningDialog:
             {"type": "cancel"},
             {"type": "message", "text": PHONE_MESSAGE},
             {"type": "message", "text": PHONE_MESSAGE, "confirm": True},
+        ]
+        assert logged_warnings(live_server, session, 2) == [
+            (["phone"], "cancelled"),
+            (["phone"], "sent_anyway"),
         ]
 
         say(alice, "anyway, how is your day?")  # back to normal: no dialog

@@ -148,6 +148,32 @@ class TestWhatIsLogged:
         for value in ("name@example.com", "riverfox22", "555", "192.0.2.55"):
             assert value not in stored
 
+    def test_the_same_text_again_is_not_an_edit(
+        self, live_server: LiveServer, clients: Callable[..., ChatClient]
+    ) -> None:
+        """Sending the warned text again unchanged (the page's Edit, then Enter) warns again
+        and logs nothing yet: the one warning is settled by what the sender does next. A
+        changed text with findings is an edit of the first and a warning of its own."""
+        a, _b, session = matched_pair(clients)
+        a.send("message", text=f"call me {PHONE}")
+        a.expect("warning")
+        a.send("message", text=f"call me {PHONE}")  # unchanged
+        a.expect("warning")
+        a.send("cancel")
+        a.send("message", text="my ip is 192.0.2.55")
+        a.expect("warning")
+        a.send("message", text="my ip is 192.0.2.56")  # changed: an edit
+        a.expect("warning")
+        a.send("message", text="my ip is 192.0.2.56", confirm=True)
+        a.expect("sent")
+        time.sleep(0.3)
+        warnings = [d for kind, d in safety_events(live_server, session) if kind == "warning"]
+        assert [(w["kinds"], w["decision"]) for w in warnings] == [
+            (["phone"], "cancelled"),
+            (["ip"], "edited"),
+            (["ip"], "sent_anyway"),
+        ]
+
 
 class TestRisk:
     def test_sextortion_ends_the_chat_and_preserves_it(

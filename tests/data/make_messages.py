@@ -3,8 +3,9 @@
 
 Markup: ⟦kind:value⟧ marks a finding, ⟦kind*:value⟧ an obfuscated one. Everything is
 synthetic: reserved phone numbers (555-01xx, 07700 900xxx, 020 7946 0xxx, 0491 570 15x),
-example domains, documentation IPs, published test card numbers, invented streets and
-schools.
+example domains (example.com/.net/.org and the .example TLD: never a real mail provider;
+tests/safety/test_corpus.py checks), documentation IPs, published test card numbers, invented
+streets and schools.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ PHONE = [
 EMAIL = [
     "⟦email:jake.smith@example.com⟧",
     "email me ⟦email:lily_2009@example.org⟧",
-    "⟦email*:jake at gmail dot com⟧",
+    "⟦email*:jake at example dot com⟧",
     "⟦email*:coolkid99(at)example(dot)com⟧",
     "its ⟦email*:sam [at] example [dot] net⟧",
     "⟦email*:tom {at} example {dot} org⟧",
@@ -98,32 +99,32 @@ EMAIL = [
     f"⟦email*:ja{ZW}ke@example.com⟧",
     "⟦email*:jаke@exаmple.com⟧",
     "⟦email*:noah＠example.com⟧",
-    "⟦email*:ben at example dot co dot uk⟧",
-    "⟦email*:zoe.k at gmail⟧ message me there",
-    "⟦email*:liam@gmail⟧ add me",
-    "⟦email*:ava_x at hotmail dot com⟧",
+    "⟦email*:ben at mail dot example dot org⟧",
+    "⟦email*:zoe.k at example dot net⟧ message me there",
+    "⟦email*:liam(at)example.org⟧ add me",
+    "⟦email*:ava_x at example dot com⟧",
     "⟦email*:kai(@)example(.)com⟧",
     "⟦email*:leo [@] example [.] org⟧",
-    "⟦email*:n0ah at yah00 d0t c0m⟧",
+    "⟦email*:n0ah at ex4mple d0t c0m⟧",
     "⟦email:Chris.P@Example.NET⟧",
     "email is ⟦email:hello+chat@example.com⟧",
-    "⟦email*:jake dot smith at gmail dot com⟧",
+    "⟦email*:jake dot smith at example dot com⟧",
     "⟦email*:emma at example dot org⟧ message me there",
-    "my email ⟦email*:oli_22 at outlook dot com⟧",
+    "my email ⟦email*:oli_22 at example dot net⟧",
     f"⟦email*:{fullwidth('max@example.com')}⟧",
     f"⟦email*:lucy@ex{ZW}ample{ZW}.com⟧",
     "⟦email*:ruby<at>example<dot>com⟧",
-    "⟦email*:finn at icloud dot com⟧",
+    "⟦email*:finn at example dot com⟧",
     "⟦email*:dan (at) example (dot) com⟧ write me",
     "⟦email:school.acct@mail.example⟧",
     "⟦email*:ЅАМ@ЕХАМРLЕ.СОМ⟧",
     "⟦email*:j.a.k.e at example dot com⟧",
-    "⟦email*:ivy at gmail . com⟧",
+    "⟦email*:ivy at example . com⟧",
     "⟦email*:theo[at]example[dot]net⟧",
-    "⟦email*:ana_b @ gmail.com⟧",
+    "⟦email*:ana_b @ example.com⟧",
     "⟦email*:max99 at example.com⟧",
     "⟦email:ellie.m@example.net⟧ is my school email",
-    "⟦email*:sofia at protonmail dot com⟧",
+    "⟦email*:sofia at example dot org⟧",
     "⟦email*:jay at example d0t com⟧",
     "⟦email*:rose @example dot com⟧",
     "send it to ⟦email:photos.by.nina@example.org⟧ ok",
@@ -197,7 +198,7 @@ URL = [
     "my site ⟦url:jakesmith.example⟧",
     "⟦url*:example [dot] org⟧",
     "⟦url:ftp://files.example.net/pub⟧",
-    "visit ⟦url:example.co.uk/shop⟧",
+    "visit ⟦url:shop.example.org/new⟧",
     "stream at ⟦url:twitch.example/jakeplays⟧",
     "⟦url:https://www.example.com/?ref=chat⟧.",
     "(⟦url:example.org/page⟧)",
@@ -688,24 +689,24 @@ BATCH2 = [
     "mail me: ⟦email:jake_b@example.org⟧",
     "⟦email*:JAKE . B @ EXAMPLE . COM⟧",
     "my email is ⟦email*:lily at example dot net⟧",
-    "hit me up at ⟦email*:sam dot lee at gmail dot com⟧",
+    "hit me up at ⟦email*:sam dot lee at example dot com⟧",
     "e-mail: ⟦email:tom.h@example.net⟧",
     f"⟦email*:tom.h{fullwidth('@example.net')}⟧",
     "⟦email*:ruby[at]example.com⟧",
-    "⟦email*:leo (at) gmail⟧",
+    "⟦email*:leo (at) example (dot) net⟧",
     "send to ⟦email*:zoe AT example DOT org⟧ asap",
     "⟦email:mia@example.com⟧.",
     "<⟦email:nina@example.net⟧>",
-    "⟦email:kai@example.co.uk⟧",
-    "⟦email*:emma at outlook⟧",
+    "⟦email:kai@mail.example.org⟧",
+    "⟦email*:emma at example dot net⟧",
     "⟦email*:jake underscore b at example dot org⟧",
     # email negatives
     "email me at lunch",
     "meet me at noon",
-    "i work at yahoo",
+    "i work at a bakery",
     "good at math",
     "arrive at 5.30",
-    "we're at gmail hq for a tour",
+    "we're at the hq for a tour",
     # handles
     "add me on snap!! its ⟦handle:@luna.moon⟧",
     "snapchat: ⟦handle:emma.rose_⟧",
@@ -722,7 +723,7 @@ BATCH2 = [
     "i'm ⟦handle:lilypad99⟧ on snap and insta",
     "snap me: ⟦handle:ryan_b⟧",
     "ig → ⟦handle:sunny.side.up⟧",
-    "my fb is ⟦url:facebook.com/jake.smith.90⟧",
+    "my fb is ⟦url:facebook.example/jake.smith.90⟧",
     "telegram ⟦handle:@quietfox⟧",
     "my snap username is ⟦handle*:ѕkаtеr_gіrl⟧",
     f"ѕс: ⟦handle*:jay{ZW}_m⟧",
@@ -962,6 +963,61 @@ BATCH4 = [
 ]
 
 
+# ---- fifth batch: the audit of 2026-12 (counted words after ages, grades of teachers,
+# spoken mailboxes, platform cues, order numbers), each with its near-misses ----
+BATCH5 = [
+    # "im N <noun>" counts something; an age is followed by the end of a clause
+    "im 12 blocks away",
+    "im 14 episodes in",
+    "im 17 kilos lighter",
+    "im 13 stops away",
+    "im 15 steps behind",
+    "im 13 down",
+    "i'm 12 in line",
+    "im 12 messages behind",
+    "im 13 tabs deep",
+    "age 13 and up only",
+    "im ⟦age:13⟧ and a half",
+    "im ⟦age:13⟧.",
+    "im ⟦age:16⟧ and you",
+    "⟦age:13 f⟧",
+    "im ⟦age:15⟧ going on 16",
+    "i'll be ⟦age:14⟧ in june",
+    "im ⟦age:14⟧ from ohio",
+    # grades of other people and other things
+    "I'm a year 9 teacher",
+    "I'm in year 9 of my marriage lol",
+    "i'm a high school teacher",
+    "im a middle school teacher at a small school",
+    "i'm a ⟦age:high school⟧ student",
+    "im in ⟦age:year 9⟧ btw",
+    # mailboxes with spoken dots, and a spoken "at" before a plain domain
+    "mail me ⟦email*:jdoe at example.com⟧",
+    "⟦email*:jane dot doe at example dot com⟧",
+    "email ⟦email*:mia dot k at example.org⟧ for the notes",
+    "⟦email*:LEO . B @ EXAMPLE . NET⟧",
+    "sold out at ⟦url:example.com⟧",
+    # platform cues
+    "my x is ⟦handle:coolkid22⟧",
+    "x: ⟦handle:coolkid23⟧",
+    "my discord is ⟦handle:cool#1234⟧",
+    "my 1g is ⟦handle*:jdoe_22⟧",
+    "snap 👉 ⟦handle:jdoe22⟧",
+    "sc: ⟦handle:name⟧",
+    "insta ➡️ ⟦handle:art.by.jo⟧",
+    "x: 5",
+    "my x is my ex lol",
+    "sc: 10 points",
+    "x = y2 + 3",
+    "ig: private",
+    "snap: same as before",
+    # numbers that a nearer word makes something else
+    "my order number is 2025550143",
+    "ticket no 4155550123",
+    "I rolled 5 5 5 0 1 2 3",
+]
+
+
 def main() -> None:
     lines = []
     seen = set()
@@ -981,7 +1037,7 @@ def main() -> None:
 
 # In this order: the JSONL keeps the order the messages were written in.
 GROUPS = (PHONE, EMAIL, HANDLE, URL, ADDRESS, CARD, IP, AGE, MIXED, NEGATIVE)
-GROUPS += (BATCH2, BATCH3, BATCH4)
+GROUPS += (BATCH2, BATCH3, BATCH4, BATCH5)
 
 if __name__ == "__main__":
     main()

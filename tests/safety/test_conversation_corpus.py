@@ -27,6 +27,7 @@ def ids(selection: list[Conversation]) -> list[str]:
 BENIGN = [c for c in CONVERSATIONS if not c.flags]
 SEXTORTION = [c for c in CONVERSATIONS if "sextortion" in c.flags]
 MINOR = [c for c in CONVERSATIONS if "minor" in c.flags]
+MINOR_NOT_GROOMED = [c for c in MINOR if "grooming" not in c.flags]
 
 # Words that must never appear in the corpus: risk is written only in non-graphic phrases.
 GRAPHIC = re.compile(r"\b(?:nudes?|naked|sex|sexy|sexual|porn\w*|undress\w*|explicit)\b", re.I)
@@ -95,6 +96,15 @@ class TestFloors:
         """Every conversation in which a participant discloses being a minor is flagged."""
         assessment = evaluation.of(conversation.id)
         assert "minor" in assessment.flags, conversation.note
+
+    @pytest.mark.parametrize("conversation", MINOR_NOT_GROOMED, ids=ids(MINOR_NOT_GROOMED))
+    def test_no_grooming_flag_a_minor_conversation_is_not_labelled_with(
+        self, conversation: Conversation, evaluation: Evaluation
+    ) -> None:
+        """Next to a disclosed minor the grooming bar is low; it must still not fire where
+        nobody grooms (two minors swapping socials, a minor threatened for money)."""
+        assessment = evaluation.of(conversation.id)
+        assert "grooming" not in assessment.flags, conversation.note
 
 
 class TestQuality:

@@ -1,13 +1,17 @@
 """The detector against the labelled corpus of single messages (tests/data/messages.jsonl).
 
-The floors are the issue's: F1 of at least 0.95 for phone, email, handle and card, 0.90 for
-url and ip, 0.85 for address and age, and at least 97% of the hard negatives with no
-finding at all. The corpus is synthetic (reserved numbers, example domains, documentation
-addresses, published test cards, invented streets and schools).
+The floors are the issue's, per kind for precision and recall each (so F1 too): 0.95 for
+phone, email, handle and card, 0.90 for url and ip, 0.85 for address and age. Every hard
+negative gets no finding at all, as docs/safety.md says, and found spans match the labelled
+ones exactly for at least 98% of the labels (overlap scoring alone would hide a span cut
+short). The corpus is synthetic: reserved numbers, example domains, documentation
+addresses, published test cards, invented streets and schools, which a test here checks.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -22,10 +26,13 @@ from logwarden.safety.evaluation import (
     load_messages,
     negative_precision,
     score,
+    span_exactness,
 )
+from logwarden.safety.normalize import normalize, spell_digits
 
 CORPUS = Path(__file__).parent.parent / "data" / "messages.jsonl"
-F1_FLOORS = {
+# The issue's floors, held by precision and recall each.
+FLOORS = {
     "phone": 0.95,
     "email": 0.95,
     "handle": 0.95,
@@ -35,7 +42,7 @@ F1_FLOORS = {
     "address": 0.85,
     "age": 0.85,
 }
-NEGATIVE_PRECISION_FLOOR = 0.97
+EXACT_SPAN_FLOOR = 0.98  # of all labelled spans, found with exactly their start and end
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +82,35 @@ class TestCorpusShape:
 
 class TestDetectorOnCorpus:
     @pytest.mark.parametrize("kind", KINDS)
+    def test_precision_meets_the_floor(self, kind: str, scores: dict[str, KindScore]) -> None:
+        """Per-kind precision over the corpus is at or above the issue's floor."""
+        assert scores[kind].precision >= FLOORS[kind], (kind, scores[kind])
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_recall_meets_the_floor(self, kind: str, scores: dict[str, KindScore]) -> None:
+        """Per-kind recall over the corpus is at or above the issue's floor."""
+        assert scores[kind].recall >= FLOORS[kind], (kind, scores[kind])
+
+    @pytest.mark.parametrize("kind", KINDS)
     def test_f1_meets_the_floor(self, kind: str, scores: dict[str, KindScore]) -> None:
         """Per-kind F1 over the corpus is at or above the issue's floor."""
-        precision, recall, f1 = scores[kind]
-        assert f1 >= F1_FLOORS[kind], (kind, precision, recall)
+        assert scores[kind].f1 >= FLOORS[kind], (kind, scores[kind])
+
+    def test_found_spans_are_the_labelled_spans(self, messages: list[LabelledMessage]) -> None:
+        """At least 98% of labelled values are found with exactly their span; the message
+        names the others (a span cut short still overlaps, and overlap scoring counts it)."""
+        exactness = span_exactness(detect, messages)
+        assert exactness.exact >= EXACT_SPAN_FLOOR * exactness.total, (
+            f"{exactness.total - exactness.exact} of {exactness.total} spans not exact",
+            exactness.inexact,
+        )
 
     def test_hard_negatives_stay_clean(self, messages: list[LabelledMessage]) -> None:
-        """At least 97% of the negatives (times, prices, scores, codes …) get no finding."""
-        assert negative_precision(detect, messages) >= NEGATIVE_PRECISION_FLOOR
+        """Every negative (times, prices, scores, codes, other people's ages …) gets no
+        finding at all."""
+        dirty = [(m.text, detect(m.text)) for m in messages if not m.findings and detect(m.text)]
+        assert dirty == []
+        assert negative_precision(detect, messages) == 1.0
 
     def test_disguised_values_are_found(self, messages: list[LabelledMessage]) -> None:
         """At least 90% of the values labelled as disguised are found."""
@@ -94,6 +122,76 @@ class TestDetectorOnCorpus:
         missed = [e for e in errors(detect, disguised) if e.false_negatives]
         total = sum(len(m.findings) for m in disguised)
         assert total and len(missed) / total <= 0.10, missed
+
+
+# A value, written plainly: look-alikes, fullwidth and digit words undone, spoken or bracketed
+# dots made dots. (The corpus disguises its values; the reserved check reads through that.)
+_SPOKEN_DOT = re.compile(r"\s*[\[({<]\s*(?:dot|d0t|\.)\s*[\])}>]\s*|\s+d[o0]t\s+|\s+\.\s+|\s*。\s*")
+_SPOKEN_AT = re.compile(r"\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*|\s+at\s+|\s*@\s*")
+_LEET_BACK = str.maketrans("0431", "oaei")
+# RFC 2606: example.com, .net, .org and the .example top-level domain, with any subdomain.
+_RESERVED_DOMAIN = re.compile(r"(?:[a-z0-9\-]+\.)*(?:example\.(?:com|net|org)|example)")
+_RESERVED_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+]
+# Fictional numbers: NANP 555-01xx, UK Ofcom drama ranges, Australia's ACMA range.
+_RESERVED_PHONE = re.compile(r"(?:55501\d\d|7700900\d{3}|2079460\d{3}|491570\d{3})")
+# The card numbers the networks publish for testing.
+_TEST_CARDS = frozenset(
+    {
+        "4111111111111111", "5555555555554444", "4242424242424242", "378282246310005",
+        "371449635398431", "6011111111111117", "5105105105105100", "4012888888881881",
+        "4000056655665556",
+    }
+)  # fmt: skip
+
+
+def _plain(value: str) -> str:
+    return _SPOKEN_DOT.sub(".", spell_digits(normalize(value)).text)
+
+
+def _host(value: str) -> str:
+    """The host of a web address: no scheme, path, query or port."""
+    rest = re.sub(r"^[a-z]+(?:\[:\]|:)//", "", _plain(value))
+    return re.split(r"[/?#:]", rest, maxsplit=1)[0].removeprefix("www.")
+
+
+def _reserved(kind: str, value: str) -> bool:
+    """Whether a labelled value is one of the reserved examples of its kind."""
+    plain = _plain(value)
+    digits = re.sub(r"\D", "", plain.replace("o", "0").replace("l", "1"))
+    if kind == "email":
+        domain = _SPOKEN_AT.split(plain)[-1].translate(_LEET_BACK)
+        return _RESERVED_DOMAIN.fullmatch(domain) is not None
+    if kind == "url":
+        host = _host(value)
+        if re.fullmatch(r"[\d.]+", host):
+            return any(ipaddress.ip_address(host) in net for net in _RESERVED_NETWORKS)
+        return _RESERVED_DOMAIN.fullmatch(host) is not None
+    if kind == "ip":
+        address = ipaddress.ip_address(re.sub(r"\s", "", plain))
+        return any(address in net for net in _RESERVED_NETWORKS)
+    if kind == "phone":
+        return _RESERVED_PHONE.search(digits) is not None
+    if kind == "card":
+        return digits in _TEST_CARDS
+    return True  # handles, addresses, ages and schools are invented words, not checkable
+
+
+class TestReservedValues:
+    @pytest.mark.parametrize("kind", ["email", "url", "ip", "phone", "card"])
+    def test_values_are_reserved_examples(self, kind: str, messages: list[LabelledMessage]) -> None:
+        """Every labelled email and web address uses an example domain (never a real mail
+        provider), every IP a documentation network, every phone a fictional range and every
+        card a published test number, however the value is disguised."""
+        values = [m.text[f.start : f.end] for m in messages for f in m.findings if f.kind == kind]
+        assert values and [v for v in values if not _reserved(kind, v)] == []
+
+    def test_no_real_mail_provider_is_named(self, messages: list[LabelledMessage]) -> None:
+        """Not even in a negative: the provider cue is tested in test_pii.py instead."""
+        providers = re.compile(r"gmail|hotmail|yahoo|outlook|icloud|proton|aol|gmx", re.I)
+        assert [m.text for m in messages if providers.search(_plain(m.text))] == []
 
 
 SMALL = (

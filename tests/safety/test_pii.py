@@ -207,11 +207,32 @@ class TestPhone:
             "guid 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
             "got 10000 vbucks lol",
             "115.7405 xxxxxxxx",  # a decimal of the local number's shape, with no cue
+            "my order number is 2025550143",  # "number" is the order's, not a phone cue
+            "my order no. is 4155550123",
+            "ticket # 3125550188",
+            "I rolled 5 5 5 0 1 2 3",  # single digits apart, no cue, not a valid number
         ],
     )
     def test_numbers_that_are_not_phone_numbers(self, text: str) -> None:
         """Times, prices, scores, versions, dates, codes, counts and ids are not phones."""
         assert "phone" not in kinds(text)
+
+    def test_the_nearer_word_decides(self) -> None:
+        """A phone cue nearer to the number than a blocking word wins, and the other way
+        round; a blocker's own "number" ("order number") is no phone cue."""
+        assert found("order? no, call me at 202-555-0143") == [("phone", "202-555-0143")]
+        assert "phone" not in kinds("call me, order 2025550143")
+        assert "phone" not in kinds("my tracking number is 2025550143")
+
+    def test_spaced_single_digits_need_a_cue_or_a_valid_number(self) -> None:
+        """Digits typed apart are a phone when cued, valid, or spelled as words."""
+        assert found("my digits 5 5 5-0 1 2 3") == [("phone", "5 5 5-0 1 2 3")]
+        assert found("2 0 2 5 5 5 0 1 0 7") == [("phone", "2 0 2 5 5 5 0 1 0 7")]
+        assert found("five five five oh one four three") == [
+            ("phone", "five five five oh one four three")
+        ]
+        assert found("5 5 5 0 1 9 9 text me") == [("phone", "5 5 5 0 1 9 9")]
+        assert "phone" not in kinds("5 5 5 0 1 2 3")
 
     def test_two_numbers_side_by_side_are_two_findings(self) -> None:
         """Numbers separated only by a space are not merged into one long run."""
@@ -276,8 +297,9 @@ class TestEmail:
             "jake.smith@example.com",
             "hello+chat@example.com",
             "Chris.P@Example.NET",
-            "kai@example.co.uk",
+            "kai@mail.example.org",
             "jake at gmail dot com",
+            "name at gmail dot com",
             "coolkid99(at)example(dot)com",
             "sam [at] example [dot] net",
             "tom {at} example {dot} org",
@@ -285,7 +307,7 @@ class TestEmail:
             "kai(@)example(.)com",
             "mia @ example . com",
             "ella AT example DOT com",
-            "ben at example dot co dot uk",
+            "ben at mail dot example dot org",
             "zoe.k at gmail",
             "liam@gmail",
             "n0ah at yah00 d0t c0m",
@@ -319,6 +341,35 @@ class TestEmail:
         """'at' between ordinary words and a spaced '@' before no domain are not emails."""
         assert "email" not in kinds(text)
 
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            ("jane dot doe at example dot com", "jane dot doe at example dot com"),
+            ("hit me up at sam dot lee at example dot com", "sam dot lee at example dot com"),
+            ("jake underscore b at example dot org", "jake underscore b at example dot org"),
+            ("JAKE . B @ EXAMPLE . COM", "JAKE . B @ EXAMPLE . COM"),
+            ("mail me jdoe at example.com", "jdoe at example.com"),
+            ("a dot b dot c at example dot com", "b dot c at example dot com"),
+            ("hey. b@example.com", "b@example.com"),
+            ("polka dot jane at example dot com", "jane at example dot com"),
+        ],
+    )
+    def test_the_span_is_the_whole_mailbox(self, text: str, value: str) -> None:
+        """A mailbox with spoken or spaced dots is found from its first word, exactly; a
+        sentence's own dot or an ordinary word before it is not part of it."""
+        assert found(text) == [("email", value)]
+
+    def test_a_provider_is_a_domain_without_its_ending(self) -> None:
+        """People name a mail provider without ".com" ("name at gmail"); the cue stays."""
+        assert found("name at gmail") == [("email", "name at gmail")]
+        assert found("its zoe.k at hotmail") == [("email", "zoe.k at hotmail")]
+
+    def test_a_spoken_at_before_a_plain_domain_needs_talk_of_mail(self) -> None:
+        """ "jdoe at example.com" is an address after "mail me", a web address otherwise."""
+        assert kinds("mail me jdoe at example.com") == {"email"}
+        assert kinds("sold out at example.com") == {"url"}
+        assert kinds("look at example.com") == {"url"}
+
     def test_an_email_is_not_also_a_url_or_handle(self) -> None:
         """The domain inside an address is not reported again as a web address."""
         assert kinds("jake at gmail dot com") == {"email"}
@@ -351,6 +402,16 @@ class TestHandle:
             ("hmu @jake_2009", "@jake_2009"),
             ("find me on reddit u/quiet_reader", "u/quiet_reader"),
             ("yt: gamerguy_101", "gamerguy_101"),
+            ("my x is coolkid22", "coolkid22"),
+            ("x: coolkid22", "coolkid22"),
+            ("x: @jdoe", "@jdoe"),
+            ("my discord is cool#1234", "cool#1234"),
+            ("cool#1234 add me", "cool#1234"),
+            ("snap 👉 jdoe22", "jdoe22"),
+            ("insta ➡️ art.by.jo", "art.by.jo"),
+            ("sc: name", "name"),
+            ("snap: cool", "cool"),
+            ("sc: name, add me", "name"),
         ],
     )
     def test_offered_handles(self, text: str, value: str) -> None:
@@ -367,6 +428,8 @@ class TestHandle:
             (math_bold("snap") + ": ben_10", "ben_10"),
             ("add me on snap: j\u200bake_2009", "j\u200bake_2009"),
             ("kik: " + fullwidth("tommy_b"), fullwidth("tommy_b")),
+            ("my 1g is jdoe_22", "jdoe_22"),
+            ("5c: jake_2009", "jake_2009"),
         ],
     )
     def test_disguised_cues_and_handles(self, text: str, value: str) -> None:
@@ -401,11 +464,37 @@ class TestHandle:
             "call me @ 646-555-0166",
             "issue #1234 fixed",
             "call of duty",
+            "x: 5",
+            "x: y2",
+            "x = abc_1",
+            "my x is my ex lol",
+            "my x is crazy",
+            "sc: 10 points",
+            "ig: private",
+            "snap: same as before",
+            "discord: down again",
+            "my 19 is jake_1",
+            "its 5c outside",
+            "my 1g is full",
         ],
     )
     def test_platform_words_without_an_account(self, text: str) -> None:
         """Platform names in ordinary chat, and requests without a username, are not handles."""
         assert "handle" not in kinds(text)
+
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            ("follow me on x @jdoe", "an X (Twitter) username"),
+            ("my xbox is BlueFalcon22", "an Xbox username"),
+            ("my ig is mia.draws", "an Instagram username"),
+            ("my sc is maxxie", "a Snapchat username"),
+        ],
+    )
+    def test_reasons_name_the_platform_with_its_article(self, text: str, reason: str) -> None:
+        """ "an X", "an Xbox", "an Instagram", "a Snapchat": the article follows the sound."""
+        (finding,) = detect(text)
+        assert finding.reason.startswith(reason)
 
 
 class TestUrl:
@@ -629,6 +718,18 @@ class TestAge:
             ("im in 9th grade at Maple High", "Maple High"),
             ("i'm 1\u200b3", "1\u200b3"),
             ("i'm " + fullwidth("14"), fullwidth("14")),
+            ("im 13.", "13"),
+            ("im 13 and you", "13"),
+            ("im 13 and a half", "13"),
+            ("im 13, you?", "13"),
+            ("im 15 please stop", "15"),
+            ("i'm 14 turning 15 in june", "14"),
+            ("i'll be 14 in june", "14"),
+            ("im 14 from ohio", "14"),
+            ("im 13 🙂", "13"),
+            ("13 f", "13 f"),
+            ("i'm a high school student", "high school"),
+            ("year 8 here", "year 8"),
         ],
     )
     def test_a_participant_stating_they_are_a_minor(self, text: str, value: str) -> None:
@@ -666,6 +767,25 @@ class TestAge:
             "what grade are you in?",
             "the age limit is 13",
             "age of empires 2 is the best",
+            # "I'm N" followed by what N counts, whatever it is: no list of units needed
+            "im 12 blocks away",
+            "im 14 episodes in",
+            "im 17 kilos lighter",
+            "im 13 stops away",
+            "im 15 steps behind",
+            "im 13 down",
+            "i'm 12 in line",
+            "im 12 messages behind",
+            "im 13 tabs deep",
+            "i'm 13.5 kilos down",
+            "im 13-0 this season",
+            "age 13 and up",
+            # a grade that is someone else's, or a year of something else
+            "I'm a year 9 teacher",
+            "I'm in year 9 of my marriage lol",
+            "i'm a high school teacher",
+            "im a middle school teacher",
+            "I'm in year 3 of my phd",
         ],
     )
     def test_other_people_the_past_adults_and_counts(self, text: str) -> None:

@@ -119,10 +119,21 @@ EXAMPLES = [
     ("ill post your pics", "sextortion.threat", "post_pics"),
     ("your friends will see your pics", "sextortion.threat", "will_see"),
     ("i have screenshots of our chat", "sextortion.threat", "expose"),
+    ("send me more pics or I'll post the ones I have", "sextortion.threat", "post_pics"),
+    ("venmo me or everyone at your school gets it", "sextortion.threat", "or_else"),
+    ("send 100 in gift cards or I tell everyone", "sextortion.threat", "or_else"),
+    ("if you dont pay your friends will see it", "sextortion.threat", "or_else"),
+    ("everyone at your school sees it tonight", "sextortion.threat", "will_see"),
+    ("I screenshotted everything", "sextortion.threat", "kept_chat"),
+    ("I saved our chat", "sextortion.threat", "kept_chat"),
     ("send me $200", "sextortion.demand", "pay"),
     ("buy me gift cards", "sextortion.demand", "gift_cards"),
     ("send more pics", "sextortion.demand", "more_pics"),
     ("you have 24 hours", "sextortion.demand", "deadline"),
+    ("venmo me", "sextortion.demand", "pay"),
+    ("send 100 in bitcoin", "sextortion.demand", "pay"),
+    ("give me your password", "sextortion.demand", "account"),
+    ("send me your snap login", "sextortion.demand", "account"),
     ("send me private pics", "solicitation.explicit", "private_pics"),
     ("send something spicy", "solicitation.explicit", "something_spicy"),
     ("something you wouldnt show your parents", "solicitation.explicit", "wouldnt_show"),
@@ -153,6 +164,15 @@ NOTHING = [
     "you're so good at this",
     "how old is your dog",
     "i was in high school once",
+    # Near-misses of the sextortion families: a plan, a bill, news, and an idiom.
+    "I'll post the pics from the trip",
+    "send me the venmo for the pizza",
+    "venmo me back for the tickets",
+    "I'll tell everyone the surprise party is off",
+    "hurry up or i tell everyone we're late",
+    "don't worry, everyone gets it",
+    "your parents just dont get it",
+    "i saved a seat for you",
     "",
 ]
 
@@ -265,6 +285,35 @@ class TestGrooming:
         result = assess("b: im 14, add me on snap", "a: ok", findings={0: ["age", "handle"]})
         assert result.flags == ("minor",)
 
+    def test_two_self_declared_minors_are_not_grooming_each_other(self) -> None:
+        """Two people who both say they are minors and ask for each other's socials: the
+        minor flag stays, medium, no grooming (the amplifier is for someone who has not said
+        they are a minor)."""
+        result = assess(
+            "a: im 16", "b: im 15", "a: cool, do you have insta", findings={0: ["age"], 1: ["age"]}
+        )
+        assert (result.flags, result.level, result.score) == (("minor",), "medium", 50.0)
+
+    def test_a_self_declared_minor_can_still_groom_on_their_own_points(self) -> None:
+        """Saying "im 15" removes the amplifier only: secrecy and isolation from that sender
+        still reach the grooming bar (an adult may lie about their age)."""
+        result = assess(
+            "b: im 13",
+            "a: im 15 too",
+            "a: dont tell your parents about me",
+            "a: are you home alone",
+            findings={0: ["age"], 1: ["age"]},
+        )
+        assert result.flags == ("minor", "grooming") and result.level == "high"
+
+    def test_the_amplifier_stays_for_the_sender_who_did_not_disclose(self) -> None:
+        """When only the other participant said they are a minor, one platform move from
+        this sender is still grooming."""
+        result = assess(
+            "a: im 16", "b: im 15", "c: do you have insta", findings={0: ["age"], 1: ["age"]}
+        )
+        assert "grooming" in result.flags
+
     def test_contact_findings_count_as_moving_platforms(self) -> None:
         """A shared handle, phone or email from the detector is a platform move."""
         result = assess("b: im 13", "a: text me", findings={0: ["age"], 1: ["phone"]})
@@ -292,6 +341,27 @@ class TestSextortion:
     def test_a_demand_alone_is_nothing(self) -> None:
         """A demand for money without a threat raises no flag."""
         result = assess("a: pay me for the tickets", "b: sure")
+        assert (result.flags, result.level) == ((), "low")
+
+    @pytest.mark.parametrize(
+        "lines",
+        [
+            ("a: send me more pics or I'll post the ones I have", "b: no"),
+            ("a: I saved our chat", "b: so?", "a: venmo me or everyone at your school gets it"),
+            ("a: give me your password or I leak your photos", "b: what"),
+            ("a: I screenshotted everything", "a: send 100 in gift cards or I tell everyone"),
+            ("a: i kept everything", "b: why", "a: send 50 in bitcoin by tonight"),
+        ],
+    )
+    def test_plain_wordings_of_threat_and_demand(self, lines: tuple[str, ...]) -> None:
+        """Threats to post, leak or tell, and kept screenshots as leverage, with a demand for
+        money, gift cards, crypto, more pictures or a password: sextortion, high."""
+        result = assess(*lines)
+        assert "sextortion" in result.flags and result.level == "high"
+
+    def test_kept_chat_alone_is_no_flag(self) -> None:
+        """Saying the chat was saved, without a demand, is leverage only: no flag."""
+        result = assess("a: i saved our chat lol it was so funny", "b: haha same")
         assert (result.flags, result.level) == ((), "low")
 
     def test_threat_and_demand_from_different_senders_are_not_sextortion(self) -> None:

@@ -123,6 +123,9 @@ class Client:
         # The kinds of personal information in the message the server last warned about,
         # until the sender sends it anyway, edits it, cancels it or leaves.
         self.warned: tuple[str, ...] | None = None
+        # That message's text, in memory only and as long as ``warned``: sending it again
+        # unchanged is not an edit (never logged, like the text itself).
+        self.warned_text: str | None = None
 
     async def messages_logged(self) -> None:
         """Return once every message this client sent so far is durable and relayed."""
@@ -395,9 +398,13 @@ class ChatServer:
         findings = [] if self._detector is None else self._detector.detect(text)
         if self._warn and findings and not confirm:
             # Not sent and not logged: the sender decides. A warning still pending for an
-            # earlier text was answered by changing the text.
-            self._settle_warning(client, "edited")
-            client.warned = tuple(sorted({f.kind for f in findings}))
+            # earlier text was answered by changing the text; the same text again (Edit,
+            # then Enter with nothing changed) is the same warning, still undecided: it is
+            # warned again and settled by what the sender does next.
+            if text != client.warned_text:
+                self._settle_warning(client, "edited")
+                client.warned = tuple(sorted({f.kind for f in findings}))
+                client.warned_text = text
             warning = encode("warning", text=text, findings=[f.as_json() for f in findings])
             self._reply(client, warning)
             return
@@ -457,7 +464,7 @@ class ChatServer:
     def _settle_warning(self, client: Client, decision: str) -> None:
         """Log what the sender did about the message the server warned about: the kinds found
         and the decision, never the text."""
-        kinds, client.warned = client.warned, None
+        kinds, client.warned, client.warned_text = client.warned, None, None
         session = client.session
         if kinds is None or session is None:
             return

@@ -69,17 +69,32 @@ class EmailRule:
         text = view.text
         pos = 0
         while (m := self._PATTERN.search(text, pos)) is not None:
-            judged = self._judge(m)
+            judged = self._judge(text, m)
             if judged is None:
                 # "look at jake at gmail dot com": the mailbox may start where this domain did.
                 pos = m.start("domain")
                 continue
-            end, confidence, reason = judged
-            yield message.finding(view, self.kind, m.start(), end, confidence, reason)
-            pos = end
+            confidence, reason, disguised = judged
+            start = m.start()
+            if disguised:  # a mailbox may be spoken too: "jane dot doe at …"
+                start = _spoken_local_start(text, start, pos)
+            yield message.finding(view, self.kind, start, m.end(), confidence, reason)
+            pos = m.end()
 
-    def _judge(self, m: re.Match[str]) -> tuple[int, float, str] | None:
-        """(end, confidence, reason) when the match is an email address, else None."""
+    @staticmethod
+    def _mailed(text: str, m: re.Match[str], labels: list[str]) -> bool:
+        """Whether "name at example.com" is an address: a plain domain after a spoken "at" is
+        one when the sentence is about mail ("mail me jdoe at example.com"), not otherwise
+        ("look at example.com", "sold out at example.com")."""
+        return (
+            len(labels) > 1
+            and _KNOWN_TLD_RE.fullmatch(labels[-1]) is not None
+            and _MAIL_CUE.search(text, max(0, m.start() - 30), m.start()) is not None
+        )
+
+    def _judge(self, text: str, m: re.Match[str]) -> tuple[float, str, bool] | None:
+        """(confidence, reason, whether it is disguised) when the match is an email address,
+        else None."""
         domain = m["domain"]
         # A spoken or bracketed dot has a space or a bracket; most domains are written plainly,
         # and splitting them at "." is what the regexes would do, at a tenth of the cost.
@@ -97,9 +112,11 @@ class EmailRule:
             tld = labels[-1].translate(_LEET_BACK)
             spoken_ok = len(labels) > 1 and spoken_dot and _SPOKEN_TLD_RE.fullmatch(tld)
             handle_like = any(c in local for c in "0123456789._") and len(labels) > 1
-            if not (spoken_ok or provider or handle_like):
+            if not (spoken_ok or provider or handle_like or self._mailed(text, m, labels)):
                 return None
-            return m.end(), 0.9, "an email address with 'at' and 'dot' written as words"
+            if spoken_dot:
+                return 0.9, "an email address with 'at' and 'dot' written as words", True
+            return 0.9, "an email address with 'at' written as a word", True
         if len(labels) < 2 and not provider:
             return None  # "name@host" with no top-level domain is no address we can reach
         if m["sign"] != "@" and not (provider or _KNOWN_TLD_RE.fullmatch(labels[-1])):
@@ -107,8 +124,32 @@ class EmailRule:
         if len(labels) > 1 and not labels[-1].isalpha():
             return None
         if m["bracket"] is not None or spoken_dot:
-            return m.end(), 0.95, "an email address with its '@' or dots disguised"
-        return m.end(), 0.95, "an email address"
+            return 0.95, "an email address with its '@' or dots disguised", True
+        return 0.95, "an email address", m["sign"] != "@"
+
+
+_MAIL_CUE = re.compile(r"\b(?:e-?mail|mail|inbox|gmail|contact|reach me|write (?:me|to))\b")
+# One more word of a mailbox whose dots or underscores are spoken or spaced, read backwards from
+# where the mailbox found so far starts: "jane dot " before "doe at example dot com", "jake
+# underscore " before "b at …", "jake . " before "b @ …".
+_SPOKEN_LOCAL_PART = re.compile(
+    r"(?<![\w.%+\-'@])(?P<word>[a-z0-9](?:[a-z0-9._%+\-]{0,30}[a-z0-9_])?)"
+    r"(?:[ ]{1,2}(?:d[o0]t|underscore|under score|dash|hyphen)[ ]{1,2}|[ ]{1,2}\.[ ]{1,2}"
+    r"|[ ]{0,2}[\[({<][ ]{0,2}(?:d[o0]t|\.)[ ]{0,2}[\])}>][ ]{0,2})\Z"
+)
+_LOCAL_WORDS_MAX = 4  # spoken separators followed back: "a dot b dot c dot d at …"
+
+
+def _spoken_local_start(text: str, start: int, floor: int) -> int:
+    """Where a disguised address really starts: its mailbox may have spoken dots too, which
+    the address pattern (one word before "at") cannot see. Never before ``floor``, the end of
+    the previous address."""
+    for _ in range(_LOCAL_WORDS_MAX):
+        m = _SPOKEN_LOCAL_PART.search(text, max(floor, start - 48), start)
+        if m is None or m["word"] in _NOT_A_MAILBOX or m["word"] in _NOT_A_DOMAIN:
+            break
+        start = m.start()
+    return start
 
 
 # Labels that, before a spoken "dot", are ordinary words ("the dot com era", "polka dot").

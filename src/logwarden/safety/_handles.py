@@ -6,6 +6,10 @@ looks for a cue that names a platform in a way that offers an account (a separat
 Where the cue is weak (a bare "ig name"), the word must look like a username (a digit, an
 underscore or a dot inside it); after a strong cue any word will do, unless it is one of the
 common words that follow platform names in ordinary chat ("my snap is down", "snap decision").
+After "platform:" even a common word is a name when it is all the line says ("sc: name"), and
+a Discord "#1234" tag makes any word one. Names that also mean other things ("x", and short
+names in leetspeak such as "1g") count only in "my x is …" and "x: …", with a username-shaped
+value.
 """
 
 from __future__ import annotations
@@ -44,7 +48,18 @@ def _aliases(*, with_x: bool) -> str:
     words = [w for w in _PLATFORMS if with_x or w != "x"]
     long_words = [w for w in words if len(w) >= 4]
     short_words = [w for w in words if len(w) < 4]
-    return "(?:" + alternation(long_words, leetspeak=True) + "|" + alternation(short_words) + ")"
+    # Short names in leetspeak ("1g", "5c") come last: the plain spelling wins where both
+    # match, and a leet short name is trusted less (``_ambiguous``).
+    leet_short = [w for w in short_words if w.isascii() and w.isalpha() and len(w) > 1]
+    return (
+        "(?:"
+        + alternation(long_words, leetspeak=True)
+        + "|"
+        + alternation(short_words)
+        + "|"
+        + alternation(leet_short, leetspeak=True)
+        + ")"
+    )
 
 
 # Every platform name, "x" included ("follow me on x"); which forms accept "x" is decided
@@ -55,18 +70,22 @@ _ALIAS_WORDS = frozenset(w.split()[0] for w in _PLATFORMS if w.isascii())
 # Platforms that are also verbs: "snap me at name", "kik me name".
 _VERBS = frozenset({"snap", "snapchat", "kik", "telegram", "tele", "whatsapp", "skype", "discord"})
 
+# Arrows and pointing emoji people put between a platform and a name: "snap 👉 name".
+_ARROWS = "→⇒➡➜➔➝➞⟶👉👇⬇⤵▶►"
 _NAME_WORD = r"(?:[ ]{0,2}(?:user ?name|user|name|handle|id|tag|account|acc))?"
 _VALUE = re.compile(r"(?:@|u/)?[a-z0-9_](?:[a-z0-9_.\-]{0,30}[a-z0-9_])?(?:#\d{4})?")
 _VALUE_IN_TEXT = re.compile(r"(?<![\w@.\-])" + _VALUE.pattern)
 # Fillers between a cue and the value ("add me on snap, it's: name").
 _FILLER = re.compile(
-    r"(?:[ ]{0,2}(?:[,:\-=>→]|@(?=[ ])|(?:it'?s|is|i'?m|im|as|at|its|name|username|user"
-    r"|handle|me|same|also|too|there)(?![\w']))[ ]{0,2}){0,4}"
+    rf"(?:[ ]{{0,2}}(?:[,:\-=>{_ARROWS}]|@(?=[ ])|(?:it'?s|is|i'?m|im|as|at|its|name|username"
+    r"|user|handle|me|same|also|too|there)(?![\w']))[ ]{0,2}){0,4}"
 )
 
 # What may follow a platform name. Each match ends where the value may start.
 # "sc: name", "insta - name", "discord tag: name"
-_SEPARATOR_AFTER = re.compile(rf"{_NAME_WORD}[ ]{{0,2}}(?:[:=]|-{{1,2}}>?(?=[ ])|=>|→)")
+_SEPARATOR_AFTER = re.compile(
+    rf"{_NAME_WORD}[ ]{{0,2}}(?P<sep>[:=]|-{{1,2}}>?(?=[ ])|=>|[{_ARROWS}])"
+)
 # "snap me at name", "kik me name"
 _ME_AFTER = re.compile(r"[ ]{1,2}me(?P<strong>[ ]{0,2}(?:at|@|on|:|-)(?![\w]))?")
 # "... my snap is name": after "my <platform>", an optional "is"/":" makes it strong.
@@ -87,7 +106,7 @@ _VALUE_BEFORE = re.compile(
 )
 _WEAK_LEADS = frozenset({"i'm", "im", "i am", "its", "it's"})
 _LONE_AT = re.compile(r"@(?![\w])")  # "my @ is name": an "@" standing for "username"
-_SEPARATOR_CHARS = re.compile(r"[:=\-→]")
+_SEPARATOR_CHARS = re.compile(rf"[:=\-{_ARROWS}]")
 _INVITE_PREPOSITIONS = frozenset({"on", "at", "in", "via", "thru", "through", "over"})
 
 _MENTION = re.compile(r"(?<![\w@.])@[a-z0-9_](?:[a-z0-9_.]{0,28}[a-z0-9_])?(?![\w@]|\.[a-z])")
@@ -115,10 +134,27 @@ _COMMON = wordset(
     friends please right away bio link links down acting being doing getting going having
     working messed dm'd gonna wanna gotta tho yet either neither mean means too much many
     way ways every each other another home work school everyone everybody all channel night
-    noon mall gym add follow dm message msg text hmu find search snapchat instagram
+    noon mall gym add follow dm message msg text hmu find search snapchat instagram sucks
+    before after usual
     """
 )
 _COMMON |= {w.replace(" ", "") for w in _PLATFORMS}
+# After "platform:" even a common word is offered as a name ("sc: name"), when it is all the
+# line says; but not these, which answer or describe instead ("ig: private", "snap: same").
+_ANSWERS = wordset(
+    """
+    no none nope nah na yes yeah yea yep ya same idk dunno private public deleted banned gone
+    hacked down dead broken locked blocked later soon maybe never dm dms pm lol lmao haha ok
+    okay k sure me you u ur my mine it its it's this that the a an and or but so too also
+    please pls plz tbh ask why what who how when where here there not dont don't cant can't
+    i im i'm nothing anything everything sucks trash
+    """
+)
+# What may follow such a name: the end of the line, punctuation, or a word of chat ("sc: name
+# lol", "sc: name, add me").
+_NAME_ENDS = re.compile(
+    r"[ ]*(?:\n|\Z|[^\w\s]|(?:lol|lmao|haha|pls|plz|add|follow|dm|hmu|thx|ty)(?![\w']))"
+)
 
 
 def _username_shaped(value: str) -> bool:
@@ -126,10 +162,11 @@ def _username_shaped(value: str) -> bool:
     return _SHAPED.search(value) is not None
 
 
-def _acceptable(value: str, *, strong: bool) -> bool:
-    core = value.removeprefix("@").removeprefix("u/").partition("#")[0]
-    if core in _COMMON or len(core) < 2:
-        return False
+def _acceptable(value: str, *, strong: bool, ambiguous: bool = False) -> bool:
+    core, tag, _ = value.removeprefix("@").removeprefix("u/").partition("#")
+    # A Discord number tag makes any word a username: "cool#1234".
+    if (core in _COMMON and not tag) or len(core) < (3 if ambiguous else 2):
+        return False  # after an ambiguous name, "x: y2" is algebra
     if not _HAS_LETTER.search(core) or _TIME_LIKE.fullmatch(core):
         return False  # usernames have letters: "@ 646-555-0166" is a phone number
     return strong or _username_shaped(value)
@@ -148,10 +185,24 @@ def _platform(alias: str) -> str:
 def _name_platform(alias: str) -> str:
     key = alias.translate(_LEET_BACK).replace("-", " ").replace(".", " ")
     name = _PLATFORMS.get(key, _PLATFORMS.get(key.replace(" ", ""), "social media"))
-    return ("an " if name[0] in "AEIOU" else "a ") + name
+    # "an X (Twitter)", "an Xbox": the letter is said "ex".
+    return ("an " if name[0] in "AEIOUX" else "a ") + name
 
 
 _NAMED = {alias: _name_platform(alias) for alias in _PLATFORMS}
+
+
+def _ambiguous(alias: str) -> bool:
+    """Whether a platform name is also something else: "x" (a letter, a variable, "times") and
+    short names in leetspeak ("1g", "5c"). Offered with "my … is" or a colon, the value must
+    then look like a username ("my x is coolkid22", not "my x is crazy")."""
+    return alias == "x" or (alias not in _PLATFORMS and len(alias) < 4)
+
+
+_ALGEBRA = frozenset({"=", "-", "--", "->", "-->", "=>"})
+# How a value was offered, in reasons; ``_around`` tells the separator form by identity.
+_OWN = "given as their own account"
+_SEPARATED = "after a platform name and a separator"
 
 
 class HandleRule:
@@ -192,6 +243,9 @@ class HandleRule:
             if _acceptable(v["value"], strong=strong):
                 reason = f"{_platform(alias)} username given before the platform name"
                 return self._finding(message, v.start("value"), v.end("value"), 0.85, reason)
+        if alias not in _PLATFORMS and not _HAS_LETTER.search(alias):
+            return None  # "19", "77": leetspeak of "ig" and "tt" with no letter left
+        ambiguous = _ambiguous(alias)
         mine = "mine" in message.words
         for strong, cue_end, how in self._cues(text, alias, start, end, prev, mine=mine):
             value = self._value_after(text, cue_end)
@@ -200,9 +254,14 @@ class HandleRule:
                 # "my insta is private but it's name_2": past the common words, a username
                 # shape still counts.
                 value = self._shaped_ahead(text, value.end())
-            if value is not None and _acceptable(value.group(), strong=strong):
+            if value is not None and _acceptable(value.group(), strong=strong, ambiguous=ambiguous):
                 reason = f"{_platform(alias)} username {how}"
                 return self._finding(message, value.start(), value.end(), 0.9, reason)
+            if how is _SEPARATED and not ambiguous:
+                value = self._named_after_separator(text, cue_end)
+                if value is not None:  # "sc: name"
+                    reason = f"{_platform(alias)} username {how}"
+                    return self._finding(message, value.start(), value.end(), 0.85, reason)
         return None
 
     @staticmethod
@@ -212,18 +271,23 @@ class HandleRule:
         """(strong, where the value may start, how it was offered), strongest first."""
         if prev in _INVITE_PREPOSITIONS and _INVITE_BEFORE.search(text, max(0, start - 40), start):
             yield True, end, "offered with an invitation to add them"
-        if alias == "x":
-            return  # a lone "x" is Twitter only after "follow me on" and the like
+        # "x" and leet short names stand for other things too: only "my x is …" and "x: …"
+        # offer an account, and then only a username-shaped one (``_ambiguous``).
+        ambiguous = _ambiguous(alias)
         own = prev in ("my", "our")
         if own:
             after = _OWN_AFTER.match(text, end)
             strong = after is not None and after["strong"] is not None
-            yield strong, after.end() if after else end, "given as their own account"
+            yield strong and not ambiguous, after.end() if after else end, _OWN
         # The next few characters say which after-forms can apply (cheap tests first, so
         # a message of many platform names stays linear and cheap).
         ahead = text[end : end + 16]
-        if _SEPARATOR_CHARS.search(ahead) and (sep := _SEPARATOR_AFTER.match(text, end)):
-            yield True, sep.end(), "after a platform name and a separator"
+        sep = _SEPARATOR_AFTER.match(text, end) if _SEPARATOR_CHARS.search(ahead) else None
+        # "x = y2" is algebra: for an ambiguous name only a colon or an arrow will do.
+        if sep is not None and not (ambiguous and sep["sep"] in _ALGEBRA):
+            yield not ambiguous, sep.end(), _SEPARATED
+        if ambiguous:
+            return
         if alias == "\U0001f47b":
             yield True, end, "after the Snapchat ghost"
         if alias in _VERBS and " me" in ahead and (me := _ME_AFTER.match(text, end)):
@@ -260,6 +324,20 @@ class HandleRule:
             if _username_shaped(m.group()) and _acceptable(m.group(), strong=False):
                 return m
         return None
+
+    @staticmethod
+    def _named_after_separator(text: str, pos: int) -> re.Match[str] | None:
+        """After "platform:", a common word that is all the line says is offered as the name
+        ("sc: name", "snap: sunshine"), unless it is an answer ("ig: private", "sc: no")."""
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+        value = _VALUE.match(text, pos)
+        if value is None or _NAME_ENDS.match(text, value.end()) is None:
+            return None
+        word = value.group()
+        if word in _ANSWERS or len(word) < 2 or not _HAS_LETTER.search(word):
+            return None
+        return value
 
     @staticmethod
     def _value_after(text: str, pos: int) -> re.Match[str] | None:

@@ -42,7 +42,13 @@ NOT_CONTACT_WORDS = wordset(
     receipt transaction batch lot patch imei meid iccid sim
     """
 )
-NUMBER_NOT_CONTACT = re.compile(r"\b" + alternation(sorted(NOT_CONTACT_WORDS)) + r"\b")
+# "order number", "ticket no", "case #": the generic word after a blocker belongs to it, so a
+# blocker's match ends where a phone cue ("number") in it would.
+NUMBER_NOT_CONTACT = re.compile(
+    r"\b"
+    + alternation(sorted(NOT_CONTACT_WORDS))
+    + r"\b(?:[ ]{0,2}(?:(?:number|num|nr)\b|no\b\.?)|[ ]{0,2}#)?"
+)
 
 
 def digits_of(raw: str) -> str:

@@ -97,14 +97,47 @@ _HEDGE = (
     r"(?![\w])){0,3}"
 )
 
-# What follows a bare number that makes it something other than an age.
-_COUNTS_SOMETHING = re.compile(
-    r"[ ]?(?:min|mins|minutes?|hours?|hrs?|h|sec|secs|seconds?|days?|weeks?|wks?|months?"
-    r"|years?(?![ ]?old)|yrs?(?![ ]?old)|miles?|mi|km|k|ft|feet|foot|inch|inches|cm"
-    r"|m(?=[ ]?(?:away|tall|long))|%|percent|dollars?|bucks|pounds?|quid|euros?|points?|pts"
-    r"|games?|wins?|losses|levels?|lvl|kills?|times|x|am|pm|o'?clock|of|for|out|outta|behind"
-    r"|ahead|away|late|early|off|people|players?|items?|things?|more|less|and a half|ish)"
-    r"(?![\w])|[ ]?[\-:/.,'\"][ ]?\d|['\"]"
+# What may follow a bare number for it to be an age: "im 13", "im 13.", "im 13 lol", "im 13 and
+# you", "im 14 turning 15 in june". A whitelist, not a list of units: what follows "im 13" in
+# other senses ("blocks away", "episodes in", "in line", "tabs deep", "down") has no end, and
+# what follows an age does: the end of the message or a clause, or a word that starts a new one.
+_AFTER_AGE_WORDS = wordset(
+    """
+    and but so or though tho too also as if not no which from here now still already rn
+    today tomorrow yesterday lol lmao lmfao haha hahaha hehe xd jk tbh btw fr ngl fyi irl omg
+    ok okay k yes yeah yea yep nah idk i im i'm ive i've u you ya ur wbu hbu wby hby what how
+    turning turn going almost nearly soon actually honestly bro dude my please pls plz stop
+    sorry thanks thx ty why who where when can cant can't do dont don't will wont won't is are
+    """
+)
+_MONTHS = (
+    "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    "|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_WEEKDAYS = "(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?"
+_SPAN_OF_TIME = r"(?:day|days|week|weeks|month|months|year|yr|summer|winter|spring|fall)"
+# The end of the message or of a clause: anything but a letter, a digit or a space, unless it
+# glues the number to more of a number or to a unit ("13-0", "13:00", "13.5", "5'11", "13+").
+_CLAUSE_END = r"(?:$|(?![\-:/.,'\"][ ]?\d|['\"+%$°])[^\w ])"
+_AGE_FOLLOWS = re.compile(
+    rf"[ ]*(?:{_CLAUSE_END}"
+    # "age 13 and up" is a rating, not a participant.
+    rf"|(?!and[ ]{{1,2}}(?:up|over|older|above|under|below|younger)(?![\w]))"
+    rf"{alternation(sorted(_AFTER_AGE_WORDS))}(?![\w'])"
+    # "turning 15 in june", "in 2 weeks", "on friday", "next month"
+    rf"|in[ ]{{1,2}}(?:{_MONTHS}|(?:a|an|a few|like|about|\d{{1,2}}|two|three)[ ]{{1,2}}"
+    rf"{_SPAN_OF_TIME})(?![\w])"
+    rf"|on[ ]{{1,2}}{_WEEKDAYS}(?![\w])"
+    rf"|(?:this|next|last)[ ]{{1,2}}{_SPAN_OF_TIME}(?![\w]))"
+)
+# What may follow a school grade for it to be the speaker's: as after an age, and the words
+# that go with a grade ("year 9 is so boring", "year 8 here", "a year 9 student", "in 9th grade
+# at maple high"). Not "a year 9 teacher", "year 9 of my marriage", "high school musical".
+_AFTER_GRADE_WORDS = _AFTER_AGE_WORDS | wordset(
+    "at in is sucks student students pupil kid kids girl boy this next"
+)
+_GRADE_FOLLOWS = re.compile(
+    rf"[ ]*(?:{_CLAUSE_END}|{alternation(sorted(_AFTER_GRADE_WORDS))}(?![\w']))"
 )
 _OTHER_PERSON = re.compile(
     r"\b(?:my|his|her|their|your|our|ur)[ ]{1,2}(?:\w+[ ]{1,2})?(?:brother|bro|sister|sis|son"
@@ -232,7 +265,7 @@ class AgeRule:
             return
         for m in self._GRADE_STATED.finditer(text):
             start = m.start("grade") if m["grade"] is not None else m.start("numbered")
-            if self._about_someone_else(text, start) or _NOT_SCHOOL_YEAR.match(text, m.end()):
+            if self._about_someone_else(text, start) or not self._own_grade(text, m.end()):
                 continue
             reason = "a participant stating their school grade"
             yield message.finding(view, self.kind, start, m.end(), 0.8, reason)
@@ -264,6 +297,11 @@ class AgeRule:
         return head in "tefsn" and self._LEADING_NUMBER.match(message.text) is not None
 
     @staticmethod
+    def _own_grade(text: str, end: int) -> bool:
+        """Whether what follows a grade ending at ``end`` leaves it the speaker's school grade."""
+        return _GRADE_FOLLOWS.match(text, end) is not None and not _NOT_SCHOOL_YEAR.match(text, end)
+
+    @staticmethod
     def _about_someone_else(text: str, start: int) -> bool:
         return context_before(text, start, _OTHER_PERSON, width=30)
 
@@ -274,8 +312,8 @@ class AgeRule:
         explicit = m["unit"] is not None
         if age >= 18 or (age < 10 and not explicit):
             return None  # "im 5 minutes away" needs "yo" or "years old" to be an age
-        if not explicit and _COUNTS_SOMETHING.match(text, m.end()):
-            return None
+        if not explicit and _AGE_FOLLOWS.match(text, m.end()) is None:
+            return None  # "im 13 blocks away": the number counts something
         if context_before(text, m.start(), _PAST_OR_REPORTED, width=20):
             return None
         if not m.group().startswith(("i", "asl")) and self._about_someone_else(text, m.start()):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
-from logwarden.safety._base import Finding, Message, context_before
+from logwarden.safety._base import Finding, Message
 from logwarden.safety._numbers import (
     NOT_CONTACT_WORDS,
     NUMBER_END,
@@ -153,11 +153,14 @@ class PhoneRule:
         if digits in _COUNTING_UP or digits in _COUNTING_DOWN:
             return None  # "1 2 3 4 5 6 7 8 9 10" is counting
         text = view.text
-        cue = cued and context_before(text, m.start(), _PHONE_CUE, width=40)
-        if not cue and (
-            (blocked and context_before(text, m.start(), NUMBER_NOT_CONTACT, width=30))
-            or _COUNTED.match(text, m.end())
-        ):
+        cue_end = _last_end(_PHONE_CUE, text, m.start(), width=40) if cued else -1
+        block_end = _last_end(NUMBER_NOT_CONTACT, text, m.start(), width=30) if blocked else -1
+        # The nearer word decides: "my order number is …" is an order (the blocker's match
+        # takes its "number" with it), "order? no, call me at …" is a phone.
+        if block_end >= 0 and block_end >= cue_end:
+            return None
+        cue = cue_end >= 0
+        if not cue and _COUNTED.match(text, m.end()):
             return None
         valid, possible = self._check(digits, international=m["plus"] is not None)
         if not possible:
@@ -166,6 +169,11 @@ class PhoneRule:
             return None  # "115.7405": a decimal, unless the number is real or named a phone
         spelled = is_spelled(message, view, m.start(), m.end())
         spaced = self._SPACED.fullmatch(raw) is not None and not self._LAYOUT.fullmatch(raw)
+        if spaced and not (valid or cue or spelled or self._cued_after(text, m.end(), cued)):
+            # "I rolled 5 5 5 1 2 3 4": digits typed apart make no number unasked (digits
+            # spelled as words, "five five five oh one …", are written to hide one; "… text
+            # me" after them asks).
+            return None
         confidence = (0.75 if valid else 0.45) + 0.2 * cue
         confidence += 0.15 * (self._LAYOUT.fullmatch(raw.strip("() ")) is not None)
         confidence += 0.15 * (spelled or spaced)
@@ -181,6 +189,11 @@ class PhoneRule:
         reason = f"a{'' if valid else ' possible'} phone number{how}"
         return message.finding(view, self.kind, m.start(), m.end(), confidence, reason)
 
+    @staticmethod
+    def _cued_after(text: str, end: int, cued: bool) -> bool:
+        """Whether a phone cue follows the number closely ("5 5 5 0 1 9 9 text me")."""
+        return cued and _PHONE_CUE.search(text, end, end + 16) is not None
+
     def _check(self, digits: str, *, international: bool) -> tuple[bool, bool]:
         """(valid, possible) for the digits, as an international number or in any region."""
         if international:  # a "+" number has one reading; regions do not apply
@@ -194,6 +207,15 @@ class PhoneRule:
                 return True, True
             possible = possible or possible_here
         return False, possible
+
+
+def _last_end(pattern: re.Pattern[str], text: str, start: int, *, width: int) -> int:
+    """Where the last match of ``pattern`` in the ``width`` characters before ``start`` ends,
+    or -1."""
+    end = -1
+    for m in pattern.finditer(text, max(0, start - width), start):
+        end = m.end()
+    return end
 
 
 def _check_with_phonenumbers(number: str) -> tuple[bool, bool]:

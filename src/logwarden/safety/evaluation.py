@@ -11,7 +11,9 @@ written to get past filters. A message with no findings is a negative.
 Scoring is by overlap: a predicted finding is correct when a gold finding of the same kind
 overlaps it, and a gold finding is recalled when a predicted finding of the same kind
 overlaps it. The test suite and ``bench/safety.py`` both use this module, so the numbers
-they report are computed the same way.
+they report are computed the same way. Overlap forgives a span that is cut short ("smith at
+example dot com" for "jake dot smith at example dot com"), so ``span_exactness`` counts the
+gold spans that a finding of the same kind matches exactly, start and end.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ __all__ = [
     "KindScore",
     "LabelledMessage",
     "Span",
+    "SpanExactness",
     "errors",
     "load_messages",
     "negative_precision",
     "score",
+    "span_exactness",
 ]
 
 
@@ -169,3 +173,28 @@ def errors(detect: Detector, messages: Iterable[LabelledMessage]) -> list[Errors
         if fps or fns:
             out.append(Errors(message.text, fps, fns))
     return out
+
+
+class SpanExactness(NamedTuple):
+    """How many gold spans a finding of the same kind matched exactly, and the others."""
+
+    exact: int
+    total: int
+    inexact: list[tuple[str, str, list[str]]]  # (kind, gold text, overlapping found texts)
+
+
+def span_exactness(detect: Detector, messages: Iterable[LabelledMessage]) -> SpanExactness:
+    """Gold findings whose exact span ``detect`` finds with the same kind, and those it does
+    not (missed, or found with a different span)."""
+    exact = total = 0
+    inexact = []
+    for message in messages:
+        found = list(detect(message.text))
+        for g in message.findings:
+            total += 1
+            if any((f.kind, f.start, f.end) == (g.kind, g.start, g.end) for f in found):
+                exact += 1
+                continue
+            near = [message.text[f.start : f.end] for f in found if _overlaps(f, g)]
+            inexact.append((g.kind, message.text[g.start : g.end], near))
+    return SpanExactness(exact, total, inexact)

@@ -241,13 +241,24 @@ _MACROS = {
     ),
     # A request is not one when it is negated: "never send private pics to strangers".
     "asked": r"(?<!never )(?<!nt )(?<!not )(?<!no )",
+    # What turns a statement into a threat: the condition. "I'll tell everyone the party is
+    # off" is news; "pay or I tell everyone" is extortion.
+    "or": (
+        r"(?:or(?: else)?|else|otherwise|if not|if {you} (?:dont|wont|do not|will not|refuse)"
+        r"(?: [a-z0-9$]+){0,3})"
+    ),
+    "i_will": (
+        r"(?:i|ill|i will|i ll|im gonna|imma|ima|i am gonna|i swear i will|i swear ill"
+        r"|i swear i ll)"
+    ),
+    "share": r"(?:post|share|leak|upload|send|show|spread|expose|release|forward)",
 }
 
 _BANTER = r"(?:^| )(?:lol|lmao|lmfao|haha|hahaha|hehe|jk|jking|just kidding|xd|rofl)(?: |$)|😂|🤣"
 
 
 def _expand(pattern: str) -> str:
-    # Two rounds: macros may use macros ({audience} uses {your}).
+    # Two rounds: macros may use macros ({audience} uses {your}, {or} uses {you}).
     for _ in range(2):
         for name, body in _MACROS.items():
             pattern = pattern.replace("{" + name + "}", body)
@@ -526,9 +537,28 @@ SEXTORTION: tuple[Indicator, ...] = (
                 "post_pics",
                 r"{will} (?:post|share|leak|upload|send|show|spread|expose|release) (?:all )?"
                 r"{your} (?:{pics}|messages|msgs|chats?|screenshots|texts|secrets)|{will}"
-                r" (?:leak|spread|expose|release) (?:them|these|those|it|this|everything)",
+                r" (?:leak|spread|expose|release) (?:them|these|those|it|this|everything)"
+                r"|{will} {share} (?:the ones|what|everything|all(?: the ones)?) i (?:have|got"
+                r"|saved|kept|took)",
                 45,
                 "threatens to post their pictures or messages online",
+            ),
+            (
+                "or_else",
+                # The condition makes the threat: "send it or I post them", "pay or I tell
+                # everyone", "venmo me or everyone at your school gets it".
+                r"{or} (?:{i_will} (?:{share} (?:them|it|these|those|this|everything|all of"
+                r" (?:it|them)|{evidence}|the ones|what i|our (?:chat|chats|messages|convo"
+                r"|conversation))"
+                # "or I tell everyone", "... or I tell your parents what you did"; not "hurry
+                # or I tell everyone we're late".
+                r"|tell {audience}(?:$| (?:about|what|everything|the truth)))"
+                r"|{audience} (?:gets|get|sees|see|will (?:get|see)|is gonna (?:get|see)"
+                r"|are gonna (?:get|see)|gonna (?:get|see)|finds out|find out|hears about"
+                r"|hear about) (?:it|this|them|these|those|everything|all of it|{evidence}"
+                r"|about (?:it|this|us|{you})))",
+                45,
+                "threatens to share their pictures or messages unless they comply",
             ),
             (
                 "will_see",
@@ -538,7 +568,13 @@ SEXTORTION: tuple[Indicator, ...] = (
                 r"|receives|receive) (?:{your} (?:{pics}|messages|chat|screenshots)|{evidence})"
                 r"|(?:this|it|these|them|everything|{evidence}|{your} {pics}) (?:goes|go|gets sent"
                 r"|get sent|will go|will be sent|gets posted|will be posted|gets shared|will get"
-                r" sent) (?:out )?(?:to|on) {audience}",
+                r" sent) (?:out )?(?:to|on) {audience}"
+                # "everyone at your school gets it": a named audience of theirs. (A bare
+                # "everyone gets it" is mostly "everyone understands"; with a condition it is
+                # the "or_else" phrase.)
+                r"|every ?(?:one|body) (?:at|in|from) {your} (?:school|class|work|family|team)"
+                r" (?:gets|sees|will (?:get|see)|is gonna (?:get|see)|gonna (?:get|see)) (?:it"
+                r"|this|them|these|everything)",
                 45,
                 "threatens that others will see their pictures or messages",
             ),
@@ -551,6 +587,18 @@ SEXTORTION: tuple[Indicator, ...] = (
                 45,
                 "threatens to expose them",
             ),
+            (
+                "kept_chat",
+                # Leverage, not yet a threat: alone it is 10 points and no flag ("I saved our
+                # chat, it was funny"); with a demand it is the sextortion pattern.
+                r"i (?:saved|kept|screenshotted|screenshoted|screen ?shotted|ssd|ssed|recorded"
+                r"|screen ?recorded) (?:all (?:of )?)?(?:our|this|the|these|those|{your}) (?:chat"
+                r"|chats|messages|msgs|convo|conversation|texts|dms|{pics})|i (?:saved|kept"
+                r"|screenshotted|screenshoted|screen ?shotted|ssd|ssed|recorded|screen ?recorded)"
+                r" (?:everything|it all|all of it|all of this|all of them)",
+                10,
+                "says they kept the conversation or pictures (leverage)",
+            ),
         ),
     ),
     Indicator(
@@ -561,10 +609,11 @@ SEXTORTION: tuple[Indicator, ...] = (
             (
                 "pay",
                 r"unless {you} (?:pay|send|give|transfer|do)|if {you} (?:dont|do not|wont"
-                r"|refuse to) (?:pay|send|give)|(?:pay|send|give|transfer|wire|venmo|cashapp"
-                r"|cash app|paypal|zelle) me (?:{money}|now|first)|pay (?:up|me)|(?:i want"
-                r"|i need) {money}|{money} (?:now|or|by|within|only)|(?:send|pay|transfer|wire)"
-                r" {money}",
+                r"|refuse to) (?:pay|send|give)|(?:venmo|cashapp|cash app|paypal|zelle) me"
+                r"(?! back| later| for)|(?:pay|send|give|transfer|wire) me (?:{money}|now|first)"
+                r"|pay (?:up|me)|(?:i want|i need) {money}|{money} (?:now|or|by|within|only)"
+                r"|(?:send|pay|transfer|wire) (?:{money}|(?:me )?\d+ (?:in|of|worth of)"
+                r" (?:bitcoin|btc|crypto|ethereum|eth|usdt))",
                 10,
                 "demands money",
             ),
@@ -579,6 +628,14 @@ SEXTORTION: tuple[Indicator, ...] = (
                 r"(?:send|give|want|need) (?:me )?more {pics}|(?:send|give) me more",
                 10,
                 "demands more pictures",
+            ),
+            (
+                "account",
+                r"(?:give|send|tell|text|dm) me {your} (?:password|passwords|pass|passcode|login"
+                r"|log in|login details|pin|2fa code|verification code|security code"
+                r"|(?:{platform} |email )?(?:password|login))",
+                10,
+                "demands their password or account",
             ),
             (
                 "deadline",

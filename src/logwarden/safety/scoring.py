@@ -31,15 +31,21 @@ i.e. within 90 messages of its last hit by default.
 
 1. minor disclosure: flag ``minor``; +40 points; at least medium.
 2. grooming points of S = the sum of S's grooming families (each 8 to 25 points), doubled when
-   there is a minor other. Flag ``grooming`` when the undoubled sum reaches 40 (several
-   families: age + platform + pictures is 30, not enough; secrecy + isolation is 45), or when
-   there is a minor other and S shows any live grooming family other than asking an age.
-   Grooming means high.
-3. sextortion: S has a live threat to share images or messages (``sextortion.threat``) *and*
-   a live demand (``sextortion.demand``), in any order. Flag ``sextortion``; 100 points; high.
-   A threat alone is harassment (45 points); a demand alone is 10 points and no flag.
+   there is a minor other and S has not said they are a minor too. Flag ``grooming`` when the
+   undoubled sum reaches 40 (several families: age + platform + pictures is 30, not enough;
+   secrecy + isolation is 45), or when there is a minor other, S has not said they are a
+   minor, and S shows any live grooming family other than asking an age. Grooming means high.
+   Two self-declared minors asking each other for their socials is how teenagers make friends,
+   not grooming; an adult who claims to be a minor loses only the amplifier, since their
+   families still count and can still reach 40, and the ``minor`` flag stays.
+3. sextortion: S has a live threat to share images or messages (``sextortion.threat``, which
+   includes leverage such as "I saved our chat") *and* a live demand (``sextortion.demand``),
+   in any order. Flag ``sextortion``; 100 points; high. A threat alone is harassment (45
+   points; leverage alone 10); a demand alone is 10 points and no flag.
 4. solicitation: any live ``solicitation.explicit`` hit by S. Flag ``solicitation``; 50 points
-   a message, doubled with a minor other; at least medium, high with a minor other.
+   a message, doubled with a minor other; at least medium, high with a minor other. This
+   amplifier stays whoever asks: a request for private pictures from a minor is harmful
+   whether or not the person asking is (or says they are) a minor too.
 5. harassment: insults (20 a message), threats of violence and urging self-harm (60 each),
    and a threat to expose without a demand (45), summed. Flag ``harassment`` from 40 points
    (two insults, or one threat); at least medium; high when violence or self-harm is live.
@@ -440,9 +446,14 @@ class ConversationRisk:
     def _assess_sender(self, sender: str, now: int, tally: _Tally) -> None:
         values, live = self._decayed(sender, now, tally)
         minor_other = any(m != sender for m in self._minors)
+        # Grooming is an adult's pattern: between two people who both say they are minors,
+        # "do you have insta" is how teenagers make friends. The sender may lie about their
+        # age, so only the amplifier goes: their grooming families still count at face value
+        # and can still reach the grooming bar. Solicitation keeps it (rule 4 above).
+        grooming_a_minor = minor_other and sender not in self._minors
         # Every rule runs (each adds points); any flag raised makes the others targets.
         flagged = [
-            self._grooming(values, live, minor_other, tally),
+            self._grooming(values, live, grooming_a_minor, tally),
             self._sextortion(values, live, tally),
             self._solicitation(values, live, minor_other, tally),
         ]
