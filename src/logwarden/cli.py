@@ -598,6 +598,10 @@ KeyOption = Annotated[
     ),
 ]
 
+# Exit status of verify-transcript for a package that holds together but whose signer is not
+# known: it proves nothing about who signed it (docs/audit.md).
+UNKNOWN_SIGNER = 3
+
 
 @audit_app.command("verify")
 def audit_verify(
@@ -622,13 +626,11 @@ def audit_verify(
     try:
         settings = _settings(config, data_dir=data_dir)
         verifier = _verifier_key(settings, key)
-        anchors = []
-        for path in [settings.keys_dir / AUDIT_ANCHOR_FILE, *(checkpoints or [])]:
-            try:
-                anchors.append((str(path), path.read_bytes()))
-            except FileNotFoundError:
-                if path in (checkpoints or []):
-                    raise typer.BadParameter(f"no checkpoint file {path}") from None
+        # Read before the database: a checkpoint signed meanwhile is then in the database too.
+        anchor = settings.keys_dir / AUDIT_ANCHOR_FILE
+        notes_read = [(anchor, _read_note(anchor, missing_ok=True))]
+        notes_read += [(path, _read_note(path)) for path in checkpoints or []]
+        anchors = [(str(path), note) for path, note in notes_read if note is not None]
         store = _open_store(settings)
         try:
             result = verify_log(store, verifier=verifier, origin=verifier.name, anchors=anchors)
@@ -649,12 +651,26 @@ def audit_verify(
     first = result.first()
     assert first is not None
     err.print(f"[bold red]audit log does NOT verify[/] ({len(result.problems)} problems)")
-    where = "" if first.entry is None else f" at entry {first.entry}"
-    err.print(f"first{where}: {first.what}", markup=False, highlight=False)
+    where = first.where()
+    err.print(f"first{' ' + where if where else ''}: {first.what}", markup=False, highlight=False)
     for problem in result.problems:
         if problem is not first:
             out.print(f"- {problem.what}", markup=False, highlight=False)
     raise typer.Exit(code=1)
+
+
+def _read_note(path: Path, *, missing_ok: bool = False) -> bytes | None:
+    """A checkpoint file's content (at most 64 KiB); a usage error if it cannot be read."""
+    from logwarden.audit import checkpoint as notes
+
+    try:
+        return notes.read_note_file(path)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise typer.BadParameter(f"no checkpoint file {path}") from None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
 
 
 @audit_app.command("tail")
@@ -665,33 +681,62 @@ def audit_tail(
     as_json: Annotated[bool, typer.Option("--json", help="One entry per line, as stored.")] = False,
 ) -> None:
     """The newest entries of the audit log, oldest first."""
+    from logwarden.audit.log import read_head
+
     try:
         store = _open_store(_settings(config, data_dir=data_dir))
         try:
-            size = store.audit_head().size
+            size = read_head(store).size
             rows = store.audit_entries(max(0, size - count), size)
         finally:
             store.close()
     except LogwardenError as exc:
         raise _fail(exc) from None
+    entries = [(row, _entry_fields(row.body)) for row in rows]
+    for row, fields in entries:
+        if fields is None:
+            err.print(
+                f"warning: entry {row.idx} is not an audit entry (its body is not a JSON object):"
+                " it was altered; run `logwarden audit verify`",
+                highlight=False,
+            )
     if as_json:
-        for row in rows:
-            print(json.dumps({"index": row.idx, "entry": json.loads(row.body)}))
+        for row, fields in entries:
+            shown = {"entry": fields} if fields is not None else {"unreadable": _raw(row.body)}
+            print(json.dumps({"index": row.idx, **shown}))
         return
     table = Table("entry", "time (UTC)", "kind", "session", "details")
-    for row in rows:
-        fields = json.loads(row.body)
-        details = ", ".join(
-            f"{k}={v}" for k, v in sorted(fields.items()) if k not in {"kind", "at", "session"}
+    for row, fields in entries:
+        details = (
+            f"(not an audit entry: {_raw(row.body)})"
+            if fields is None
+            else ", ".join(
+                f"{k}={v}" for k, v in sorted(fields.items()) if k not in {"kind", "at", "session"}
+            )
         )
-        table.add_row(
-            str(row.idx),
-            _utc(row.at, seconds=True),
-            row.kind,
-            row.session_id or "",
-            _inert(details),
-        )
+        table.add_row(str(row.idx), _when(row.at), row.kind, row.session_id or "", _inert(details))
     Console(width=max(out.width, 140)).print(table)
+
+
+def _entry_fields(body: bytes) -> dict[str, Any] | None:
+    """An entry's fields for people, or None if its body is not a JSON object (altered)."""
+    try:
+        fields = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def _raw(body: bytes, limit: int = 200) -> str:
+    return body[:limit].decode("ascii", "backslashreplace") + ("…" if len(body) > limit else "")
+
+
+def _when(ms: int) -> str:
+    """A stored time for people; as it is when it is not a time (an altered row)."""
+    try:
+        return _utc(ms, seconds=True)
+    except (OverflowError, OSError, ValueError):
+        return str(ms)
 
 
 @audit_app.command("show")
@@ -701,47 +746,74 @@ def audit_show(
     config: ConfigOption = None,
 ) -> None:
     """One entry: its body (the leaf's data), leaf hash, and its inclusion proof in the newest
-    checkpoint."""
-    from logwarden.audit import checkpoint as notes
+    signed checkpoint, checked. Exits 1 if the entry is not the one the checkpoint includes."""
     from logwarden.audit import merkle
+    from logwarden.audit.log import newest_checkpoint, read_head
+    from logwarden.audit.proofs import verify_inclusion
+    from logwarden.datadir import AUDIT_ANCHOR_FILE
 
     try:
         settings = _settings(config, data_dir=data_dir)
         verifier = _verifier_key(settings, None)
         store = _open_store(settings)
         try:
+            head = read_head(store)
+            if index >= head.size:  # also keeps huge numbers away from the database
+                raise AuditVerificationError(f"no entry {index} (the log has {head.size})")
             rows = store.audit_entries(index, index + 1)
-            head = store.audit_head()
-            signed = (
-                None
-                if head.checkpoint is None
-                else notes.verify(head.checkpoint, verifier_key=verifier, origin=verifier.name)
-            )
+            if not rows:
+                raise AuditVerificationError(
+                    f"entry {index} is missing from the store: it was removed (run "
+                    "`logwarden audit verify`)"
+                )
+            anchor = settings.keys_dir / AUDIT_ANCHOR_FILE
+            signed = newest_checkpoint(store, verifier=verifier, anchor_path=anchor)
+            covers = signed is not None and index < signed.checkpoint.size
             proof = (
-                store.audit_proof(index=index, size=signed.size)
-                if signed is not None and index < signed.size
-                else None
+                store.audit_proof(index=index, size=signed.checkpoint.size)
+                if signed is not None and covers
+                else []
             )
         finally:
             store.close()
     except LogwardenError as exc:
         raise _fail(exc) from None
-    if not rows:
-        err.print(f"[bold red]error:[/] no entry {index} (the log has {head.size})")
-        raise typer.Exit(code=1)
     row = rows[0]
-    out.print(f"entry {row.idx}, {_utc(row.at)}", highlight=False)
-    out.print(_inert(row.body.decode("ascii", "replace")), markup=False, highlight=False)
-    out.print(f"leaf hash {merkle.leaf_hash(row.body).hex()}", highlight=False)
-    if signed is None or proof is None:
+    leaf = merkle.leaf_hash(row.body)
+    out.print(f"entry {row.idx}, {_when(row.at)}", highlight=False)
+    out.print(_inert(_raw(row.body, limit=1 << 20)), markup=False, highlight=False)
+    out.print(f"leaf hash {leaf.hex()}", highlight=False)
+    if signed is None or not covers:
         out.print("not yet covered by a signed checkpoint", highlight=False)
         return
+    checkpoint = signed.checkpoint
     out.print(
-        f"included in checkpoint of size {signed.size}, root {signed.root_hash.hex()}; proof:",
+        f"included in checkpoint of size {checkpoint.size}, root {checkpoint.root_hash.hex()}; "
+        "proof:",
         highlight=False,
     )
     for h in proof:
         out.print(f"  {h.hex()}", highlight=False)
+    try:
+        verify_inclusion(
+            leaf_hash=leaf,
+            index=index,
+            tree_size=checkpoint.size,
+            proof=proof,
+            root=checkpoint.root_hash,
+        )
+    except AuditVerificationError as exc:
+        err.print(
+            f"[bold red]entry {index} does NOT match the signed checkpoint of size "
+            f"{checkpoint.size}:[/] the entry shown, or the log under it, was altered "
+            f"(run `logwarden audit verify`): {_inert(str(exc))}",
+            highlight=False,
+        )
+        raise typer.Exit(code=1) from None
+    out.print(
+        f"the proof verifies: this is entry {index} of the checkpoint of size {checkpoint.size}",
+        highlight=False,
+    )
 
 
 @audit_app.command("checkpoint")
@@ -752,26 +824,46 @@ def audit_checkpoint(
         Path | None, typer.Option("-o", "--output", help="Also write it to this file.")
     ] = None,
 ) -> None:
-    """Sign a checkpoint of the log now (if it grew) and print the newest one."""
+    """Sign a checkpoint of the log now (if it grew) and print the newest one, once it is
+    shown to be signed with the log's key and extended by the log."""
     from logwarden.clock import SystemClock
     from logwarden.datadir import open_audit
 
+    if output is not None:
+        _require_writable(output)
     try:
         settings = _settings(config, data_dir=data_dir)
         store = _open_store(settings)
         try:
-            open_audit(settings, store=store, clock=SystemClock()).checkpoint()
-            note = store.audit_head().checkpoint
+            audit = open_audit(settings, store=store, clock=SystemClock())
+            audit.checkpoint()
+            newest = audit.newest()
         finally:
             store.close()
     except LogwardenError as exc:
         raise _fail(exc) from None
-    if note is None:
+    if newest is None:
         err.print("the audit log is empty: nothing to sign yet")
         raise typer.Exit(code=1)
     if output is not None:
-        output.write_bytes(note)
-    print(note.decode(), end="")
+        _write_output(output, newest.note)
+    print(newest.note.decode(), end="")
+
+
+def _require_writable(path: Path) -> None:
+    """A usage error now, before anything is done, for an output path that cannot be a file."""
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a directory", param_hint="--output")
+    if not path.parent.is_dir():
+        raise typer.BadParameter(f"{path.parent} is not a directory", param_hint="--output")
+
+
+def _write_output(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        err.print(f"[bold red]error:[/] cannot write {path}: {exc.strerror}", highlight=False)
+        raise typer.Exit(code=1) from None
 
 
 @audit_app.command("key")
@@ -783,51 +875,44 @@ def audit_key(data_dir: DataDirOption = None, config: ConfigOption = None) -> No
         raise _fail(exc) from None
 
 
+OldCheckpoint = Annotated[Path, typer.Argument(help="An older signed checkpoint (a file).")]
+NewCheckpoint = Annotated[Path, typer.Argument(help="A newer signed checkpoint (a file).")]
+
+
 @audit_app.command("check-consistency")
 def audit_check_consistency(
-    old: Annotated[Path, typer.Argument(help="An older signed checkpoint (a file).")],
-    new: Annotated[Path, typer.Argument(help="A newer signed checkpoint (a file).")],
+    old: OldCheckpoint,
+    new: NewCheckpoint,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
     key: KeyOption = None,
+    proof_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--proof",
+            help="A proof from `audit prove-consistency`: check without the data directory "
+            "(give --key).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Prove that NEW extends OLD: both signed by the log, and the log's consistency proof
-    between them verifies. Exits 1 if not."""
-    from logwarden.audit import checkpoint as notes
-    from logwarden.audit.proofs import verify_consistency
+    """Prove that NEW extends OLD: both signed by the log, and a consistency proof between
+    them (the local log's, or --proof's) verifies. Exits 1 if not."""
+    from logwarden.audit.witness import check_consistency, local_consistency, read_proof
 
     try:
         settings = _settings(config, data_dir=data_dir)
         verifier = _verifier_key(settings, key)
-        checkpoints = []
-        for path in (old, new):
+        a, b = _signed_pair(old, new, verifier)
+        if proof_file is None:
+            store = _open_store(settings)
             try:
-                note = path.read_bytes()
-            except OSError as exc:
-                raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
-            checkpoints.append(notes.verify(note, verifier_key=verifier, origin=verifier.name))
-        a, b = checkpoints
-        if a.size > b.size:
-            raise _fail(
-                AuditVerificationError(f"OLD has {a.size} entries, more than NEW's {b.size}")
-            )
-        store = _open_store(settings)
-        try:
-            if b.size > store.audit_head().size:
-                raise AuditVerificationError(
-                    f"NEW covers {b.size} entries but the log holds {store.audit_head().size}: "
-                    "the log was truncated, or NEW is not from this log"
-                )
-            proof = store.audit_consistency(old_size=a.size, new_size=b.size)
-        finally:
-            store.close()
-        verify_consistency(
-            old_size=a.size,
-            new_size=b.size,
-            old_root=a.root_hash,
-            new_root=b.root_hash,
-            proof=proof,
-        )
+                proof = local_consistency(store, a, b)
+            finally:
+                store.close()
+        else:
+            proof = read_proof(_read_proof_file(proof_file), old=a, new=b)
+            check_consistency(a, b, proof, source=str(proof_file))
     except LogwardenError as exc:
         raise _fail(exc) from None
     out.print(
@@ -835,6 +920,67 @@ def audit_check_consistency(
         f"({len(proof)}-hash proof)",
         highlight=False,
     )
+
+
+@audit_app.command("prove-consistency")
+def audit_prove_consistency(
+    old: OldCheckpoint,
+    new: NewCheckpoint,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the proof.")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Write the consistency proof from OLD to NEW out of the local log, for a witness to check
+    with `audit check-consistency OLD NEW --proof FILE` and no data directory."""
+    from logwarden.audit.witness import local_consistency, proof_document
+
+    _require_writable(output)
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        verifier = _verifier_key(settings, key)
+        a, b = _signed_pair(old, new, verifier)
+        store = _open_store(settings)
+        try:
+            proof = local_consistency(store, a, b)
+        finally:
+            store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    _write_output(output, proof_document(a, b, proof))
+    out.print(
+        f"wrote {output}: the {len(proof)}-hash proof that the log of {b.size} entries extends "
+        f"the log of {a.size}",
+        highlight=False,
+    )
+
+
+def _signed_pair(old: Path, new: Path, verifier: Any) -> tuple[Any, Any]:
+    """OLD's and NEW's checkpoints, each verified with the log's key; the error names which
+    one does not verify."""
+    from logwarden.audit import checkpoint as notes
+
+    signed = []
+    for name, path in (("OLD", old), ("NEW", new)):
+        note = _read_note(path)
+        assert note is not None
+        try:
+            signed.append(notes.verify(note, verifier_key=verifier, origin=verifier.name))
+        except AuditVerificationError as exc:
+            raise AuditVerificationError(f"{name} ({path}) does not verify: {exc}") from None
+    return signed[0], signed[1]
+
+
+def _read_proof_file(path: Path) -> bytes:
+    from logwarden.audit.witness import MAX_PROOF_BYTES
+
+    try:
+        with path.open("rb") as f:
+            return f.read(MAX_PROOF_BYTES + 1)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="--proof"
+        ) from None
 
 
 @app.command("export-transcript")
@@ -848,17 +994,55 @@ def export_transcript(
 ) -> None:
     """Write a verifiable transcript package (a zip: the transcript as JSON and HTML, inclusion
     proofs, the signed checkpoint, the log's key). The export is recorded in the audit log."""
+    reason, who = _reason(reason), _operator(operator)
+    # The file first, made here and now: an export that cannot be written is not recorded.
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise typer.BadParameter(f"{output} exists; not replacing it") from None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot create {output}: {exc.strerror}") from None
+    written = False
+    try:
+        with os.fdopen(fd, "wb") as package_file:
+            package = _export(session_id, config, data_dir, who=who, reason=reason)
+            try:
+                package_file.write(package.to_zip())
+                package_file.flush()
+                os.fsync(package_file.fileno())
+            except OSError as exc:
+                # The transcript was read: its export entry stays, as it should.
+                err.print(
+                    f"[bold red]error:[/] could not write {output}: {exc.strerror} (the export "
+                    "is recorded in the audit log)",
+                    highlight=False,
+                )
+                raise typer.Exit(code=1) from None
+        written = True
+    finally:
+        if not written:
+            output.unlink(missing_ok=True)  # ours: made empty above
+    out.print(
+        f"wrote {output}: {len(package.messages)} messages, proven against the signed "
+        f"checkpoint of {package.checkpoint_size} entries",
+        highlight=False,
+    )
+
+
+def _export(
+    session_id: str, config: Path | None, data_dir: Path | None, *, who: str, reason: str
+) -> Any:
+    """Build the package of ``session_id``, recording the export; errors end the command."""
     from logwarden.audit.package import build_package
     from logwarden.clock import SystemClock
     from logwarden.datadir import open_audit, open_keystore, open_vault
 
-    reason, who = _reason(reason), _operator(operator)
     try:
         settings = _settings(config, data_dir=data_dir)
         store = _open_store(settings)
         keystore = open_keystore(settings)
         try:
-            package = build_package(
+            return build_package(
                 store=store,
                 vault=open_vault(settings, keystore),
                 audit=open_audit(settings, store=store, clock=SystemClock()),
@@ -869,35 +1053,46 @@ def export_transcript(
         finally:
             keystore.close()
             store.close()
-        data = package.to_zip()
-        try:
-            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise typer.BadParameter(f"{output} exists; not replacing it") from None
-        with os.fdopen(fd, "wb") as out_file:
-            out_file.write(data)
     except LogwardenError as exc:
         raise _fail(exc) from None
-    out.print(
-        f"wrote {output}: {len(package.messages)} messages, proven against the signed "
-        f"checkpoint of {package.checkpoint_size} entries",
-        highlight=False,
-    )
 
 
 @app.command("verify-transcript")
 def verify_transcript(
     package: Annotated[Path, typer.Argument(help="A package from `export-transcript`.")],
     key: KeyOption = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="LOGWARDEN_DATA_DIR",
+            help="Check with this data directory's key (audit.pub) when no --key is given.",
+            show_default=False,
+        ),
+    ] = None,
+    trust_package_key: Annotated[
+        bool,
+        typer.Option(
+            "--trust-package-key",
+            help="With neither --key nor --data-dir, accept the key the package carries (exit "
+            "0 instead of 3); it says nothing about who signed.",
+        ),
+    ] = False,
 ) -> None:
-    """Check a transcript package offline: any edited, reordered, added or dropped message
-    fails, with the reason. Exits 1 if it does not verify."""
+    """Check a package offline: any edited, reordered, added or dropped message fails, with
+    the reason. Exits 1 if it does not verify, 3 if it holds together but its signer is not
+    known (no --key or --data-dir: the package's own key was used)."""
     from logwarden.audit.package import verify_package
+    from logwarden.datadir import AUDIT_PUBLIC_FILE
 
     try:
         data = package.read_bytes()
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {package}: {exc.strerror}") from None
+    if key is None and data_dir is not None:
+        key = str(data_dir / AUDIT_PUBLIC_FILE)
+        if not Path(key).is_file():
+            raise typer.BadParameter(f"no verifier key at {key}", param_hint="--data-dir")
     try:
         result = verify_package(data, verifier_key=None if key is None else _key_text(key))
     except AuditVerificationError as exc:
@@ -905,18 +1100,32 @@ def verify_transcript(
         raise typer.Exit(code=1) from None
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False)
-    out.print(
-        f"transcript verified: session {result.session_id}, {result.messages} messages"
+    said = (
+        f"session {result.session_id}, {result.messages} messages"
         f"{'' if result.complete else ' (not known to be complete)'}, included in the "
-        f"checkpoint of {result.checkpoint.size} entries signed by {result.checkpoint.origin}",
+        f"checkpoint of {result.checkpoint.size} entries signed by {result.checkpoint.origin}"
+    )
+    if result.signer_known:
+        out.print(f"transcript verified: {said}", highlight=False)
+        return
+    out.print(f"transcript holds together, signer unknown: {said}", highlight=False)
+    if trust_package_key:
+        err.print("warning: --trust-package-key: the signer was not checked", highlight=False)
+        return
+    err.print(
+        "[bold red]unverified signer:[/] the package was checked with the key it carries, which "
+        "anyone can make; give --key with the key the log's operator publishes (or "
+        "--trust-package-key to accept it)",
         highlight=False,
     )
+    raise typer.Exit(code=UNKNOWN_SIGNER)
 
 
 def _key_text(key: str) -> str:
     path = Path(key)
     if "+" not in key and path.is_file():
-        return path.read_text(encoding="ascii", errors="replace").strip()
+        with path.open("rb") as f:  # a key is one short line; read no more than a key file
+            return f.read(4096).decode("ascii", errors="replace").strip()
     return key.strip()
 
 

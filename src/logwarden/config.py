@@ -125,7 +125,8 @@ class AuditSettings(_Section):
     checkpoint_interval_ms: int = Field(500, ge=10, le=60_000)  # ms
     checkpoint_file: Path | None = None  # each new checkpoint replaces this file's content
     checkpoint_url: str | None = None  # each new checkpoint is POSTed here, for a witness
-    # The log's name in its checkpoints, chosen at `init` (default: <hostname>/logwarden).
+    # The log's name in its checkpoints, chosen at `init` (default:
+    # <hostname>/logwarden/<16 random hex digits>, so that no two logs share a name).
     origin: str | None = None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import secrets
 import socket
 import stat
 from pathlib import Path
@@ -92,9 +93,12 @@ def initialise(settings: Settings, *, clock: Clock | None = None) -> bool:
 
 
 def _default_origin() -> str:
-    # A checkpoint's origin is a key name: no spaces or '+'. Keep what a host name may hold.
+    # C2SP: an origin names one log, and witnesses keep one tree per origin. The host name
+    # alone is shared by every data directory on the host, so a log id made here (at init,
+    # once: the key keeps it) tells them apart. A key name has no spaces or '+': keep what a
+    # host name may hold.
     host = re.sub(r"[^A-Za-z0-9.-]", "", socket.gethostname()) or "localhost"
-    return f"{host}/logwarden"
+    return f"{host}/logwarden/{secrets.token_hex(8)}"
 
 
 def _log_has_sessions(settings: Settings) -> bool:
@@ -143,12 +147,14 @@ def open_keystore(settings: Settings) -> KeyStore:
 def open_audit(settings: Settings, *, store: Store, clock: Clock) -> AuditLog:
     """The audit log in ``store``, signing with the data directory's key, publishing where
     ``[audit]`` says."""
+    signer = load_signing_key(settings.keys_dir / AUDIT_KEY_FILE)
     publishers: list[Publisher] = []
     if settings.audit.checkpoint_file is not None:
-        publishers.append(file_publisher(settings.audit.checkpoint_file))
+        publishers.append(
+            file_publisher(settings.audit.checkpoint_file, verifier=signer.verifier())
+        )
     if settings.audit.checkpoint_url is not None:
         publishers.append(url_publisher(settings.audit.checkpoint_url))
-    signer = load_signing_key(settings.keys_dir / AUDIT_KEY_FILE)
     return AuditLog(
         store,
         signer=signer,

@@ -5,8 +5,13 @@ can be checked for consistency, and the docs' example checkpoint is real."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import sqlite3
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 import pytest
 
 from logwarden.audit import checkpoint as notes
+from logwarden.audit import merkle
 from logwarden.store import SqlStore
 from logwarden.testing import LiveServer, serve_in_process
 from tests.conftest import TEST_SERVER_ENV
@@ -69,8 +75,30 @@ class TestInit:
         key_file = server.data_dir / "keys" / "audit.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         public = (server.data_dir / "audit.pub").read_text().strip()
-        assert notes.VerifierKey.parse(public).name.endswith("/logwarden")
+        name = notes.VerifierKey.parse(public).name
+        assert re.fullmatch(r"[A-Za-z0-9.-]+/logwarden/[0-9a-f]{16}", name), name
         assert run(server, "audit", "key").stdout.strip() == public
+
+    def test_each_log_gets_an_origin_of_its_own(self, tmp_path: Path) -> None:
+        """Two data directories made on one host name their logs differently (C2SP: an origin
+        identifies one log), and `init` again keeps the name the key was made with."""
+        names = []
+        for n in (1, 2):
+            data_dir = tmp_path / f"data{n}"
+            assert logwarden("init", "--data-dir", str(data_dir)).returncode == 0
+            names.append((data_dir / "audit.pub").read_text().split("+")[0])
+        assert names[0] != names[1]
+        assert names[0].rsplit("/", 1)[0] == names[1].rsplit("/", 1)[0]  # the same host
+        assert logwarden("init", "--data-dir", str(tmp_path / "data1")).returncode == 0
+        assert (tmp_path / "data1" / "audit.pub").read_text().split("+")[0] == names[0]
+
+    def test_a_configured_origin_is_kept(self, tmp_path: Path) -> None:
+        """An origin set in the configuration is the log's name, as given."""
+        data_dir = tmp_path / "data"
+        env = {"LOGWARDEN_AUDIT__ORIGIN": "chat.example.org/logwarden"}
+        assert logwarden("init", "--data-dir", str(data_dir), env=env).returncode == 0
+        public = (data_dir / "audit.pub").read_text().strip()
+        assert notes.VerifierKey.parse(public).name == "chat.example.org/logwarden"
 
 
 class TestWhatTheServerRecords:
@@ -236,3 +264,284 @@ class TestDocs:
         assert key is not None
         signed = notes.verify(note, verifier_key=key.group(1), origin="chat.example.org/logwarden")
         assert signed.size == 4213
+
+
+# -- hostile input and a tampered log: clear answers, never a traceback ------------------------
+
+
+@pytest.fixture
+def copied(served: tuple[LiveServer, str, Path], tmp_path: Path) -> Path:
+    """A copy of the served data directory, for a drill to tamper with."""
+    server, _, _ = served
+    data_dir = tmp_path / "data"
+    shutil.copytree(server.data_dir, data_dir)
+    return data_dir
+
+
+# Wide enough that Rich does not wrap a path inside an error message.
+WIDE = {"COLUMNS": "500"}
+
+
+def on(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return logwarden(
+        *args, "--data-dir", str(data_dir), env={"LOGWARDEN_OPERATOR": "tester", **WIDE}
+    )
+
+
+def sql(data_dir: Path, statement: str, *params: object) -> list[Any]:
+    with sqlite3.connect(data_dir / "logwarden.db") as db:
+        found = db.execute(statement, params).fetchall()
+    db.close()
+    return found
+
+
+def size_of(data_dir: Path) -> int:
+    (size,) = sql(data_dir, "SELECT size FROM audit_head")[0]
+    return int(size)
+
+
+def clean(result: subprocess.CompletedProcess[str]) -> str:
+    """stderr as one line, without the frame Rich draws around usage errors, after checking
+    that the command did not crash."""
+    assert "Traceback" not in result.stderr, result.stderr
+    return " ".join(result.stderr.replace("│", " ").split())
+
+
+class TestCheckpointCommand:
+    def test_a_forged_newest_checkpoint_is_not_printed(self, copied: Path, tmp_path: Path) -> None:
+        """The database's newest checkpoint replaced by one another key signed: `audit
+        checkpoint` prints and writes a checkpoint that verifies with the log's key, never the
+        forged one."""
+        verifier = notes.VerifierKey.parse((copied / "audit.pub").read_text().strip())
+        (size,) = sql(copied, "SELECT size FROM audit_head")[0]
+        forged = notes.sign(
+            notes.Checkpoint(verifier.name, size, bytes(32)),
+            notes.SigningKey.generate(verifier.name),
+        )
+        sql(copied, "UPDATE audit_head SET checkpoint = ?", forged)
+        written = tmp_path / "witness.ckpt"
+        result = on(copied, "audit", "checkpoint", "-o", str(written))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.encode() == written.read_bytes() != forged
+        signed = notes.verify(written.read_bytes(), verifier_key=verifier, origin=verifier.name)
+        assert signed.size == size
+
+    def test_a_log_that_does_not_extend_its_checkpoint_is_refused(
+        self, copied: Path, tmp_path: Path
+    ) -> None:
+        """The last entries cut off and the head rolled back with them: `audit checkpoint`
+        prints nothing, writes nothing and exits 1."""
+        size = size_of(copied)
+        keep = size - 3
+        leaves = [
+            row[0]
+            for row in sql(
+                copied, "SELECT leaf_hash FROM audit_entries WHERE idx < ? ORDER BY idx", keep
+            )
+        ]
+        tree = merkle.CompactRange()
+        tree.extend(leaves)
+        sql(copied, "DELETE FROM audit_entries WHERE idx >= ?", keep)
+        sql(copied, "UPDATE audit_head SET size = ?, frontier = ?", keep, b"".join(tree.hashes))
+        written = tmp_path / "witness.ckpt"
+        result = on(copied, "audit", "checkpoint", "-o", str(written))
+        assert result.returncode == 1
+        assert "refusing to sign" in clean(result)
+        assert result.stdout == "" and not written.exists()
+
+    @pytest.mark.parametrize("where", ["no-such-dir/c.txt", "a-directory"])
+    def test_an_output_that_cannot_be_written_is_a_usage_error(
+        self, copied: Path, tmp_path: Path, where: str
+    ) -> None:
+        """`-o` into a missing directory, or onto a directory: exit 2, naming the path."""
+        (tmp_path / "a-directory").mkdir()
+        result = on(copied, "audit", "checkpoint", "-o", str(tmp_path / where))
+        assert result.returncode == 2
+        assert "directory" in clean(result)
+
+
+class TestShowChecksTheEntry:
+    def test_an_altered_entry_is_not_shown_as_included(self, copied: Path) -> None:
+        """An entry's body rewritten with its leaf hash: `audit show` proves the body shown
+        against the signed checkpoint, says it does not match, and exits 1."""
+        index, body = sql(copied, "SELECT idx, body FROM audit_entries WHERE kind = 'end'")[0]
+        changed = bytes(body).replace(b'"reason":"', b'"reason":"x', 1)
+        sql(
+            copied,
+            "UPDATE audit_entries SET body = ?, leaf_hash = ? WHERE idx = ?",
+            changed,
+            merkle.leaf_hash(changed),
+            index,
+        )
+        result = on(copied, "audit", "show", str(index))
+        assert result.returncode == 1
+        assert f"entry {index} does NOT match the signed checkpoint" in clean(result)
+
+    def test_an_untouched_entry_is_proven(self, copied: Path) -> None:
+        """`audit show` says the proof verifies for an entry nobody touched."""
+        result = on(copied, "audit", "show", "1")
+        assert result.returncode == 0, result.stderr
+        assert "the proof verifies: this is entry 1" in " ".join(result.stdout.split())
+
+    def test_an_entry_number_past_any_integer_is_no_entry(self, copied: Path) -> None:
+        """The largest 64-bit number: 'no entry', exit 1, no overflow."""
+        result = on(copied, "audit", "show", str(2**63 - 1))
+        assert result.returncode == 1
+        assert f"no entry {2**63 - 1}" in clean(result)
+
+
+class TestDamage:
+    def test_a_damaged_frontier_is_an_error_not_a_crash(self, copied: Path) -> None:
+        """The head's frontier overwritten: `audit verify` names it (exit 1); `tail`, `show`
+        and `checkpoint` say the head is damaged (exit 1)."""
+        sql(copied, "UPDATE audit_head SET frontier = ?", b"\x00")
+        verified = on(copied, "audit", "verify")
+        assert verified.returncode == 1
+        assert "the audit log's head is damaged" in " ".join(verified.stdout.split()) + clean(
+            verified
+        )
+        for args in (["tail"], ["show", "0"], ["checkpoint"]):
+            result = on(copied, "audit", *args)
+            assert result.returncode == 1, args
+            assert "head is damaged" in clean(result), args
+
+    def test_a_body_that_is_not_json_is_shown_not_crashed_on(self, copied: Path) -> None:
+        """An entry body replaced by bytes that are not JSON: `audit tail` and `tail --json`
+        show it as not an audit entry, with a warning."""
+        last = size_of(copied) - 1
+        sql(copied, "UPDATE audit_entries SET body = ? WHERE idx = ?", b"\xff\x00", last)
+        table = on(copied, "audit", "tail", "-n", "2")
+        assert table.returncode == 0
+        assert f"entry {last} is not an audit entry" in clean(table)
+        lines = on(copied, "audit", "tail", "-n", "2", "--json")
+        assert lines.returncode == 0, lines.stderr
+        shown = [json.loads(line) for line in lines.stdout.splitlines()]
+        assert shown[-1] == {"index": last, "unreadable": "\\xff\x00"}
+        assert "entry" in shown[0]
+
+    def test_checkpoint_files_that_are_not_files_are_refused(
+        self, copied: Path, tmp_path: Path
+    ) -> None:
+        """`--checkpoint` a directory: a usage error; /dev/zero: refused after 64 KiB."""
+        directory = on(copied, "audit", "verify", "--checkpoint", str(tmp_path))
+        assert directory.returncode == 2
+        assert "Is a directory" in clean(directory)
+        endless = on(copied, "audit", "verify", "--checkpoint", "/dev/zero")
+        assert endless.returncode == 1
+        assert "more than 64 KiB: not a checkpoint" in clean(endless)
+
+
+class TestExportOrder:
+    @pytest.mark.parametrize("where", ["no-such-dir/x.zip", "existing.zip"])
+    def test_an_export_that_cannot_be_written_records_nothing(
+        self, copied: Path, tmp_path: Path, where: str
+    ) -> None:
+        """`-o` into a missing directory or onto an existing file: a usage error before
+        anything is read, and the log does not grow."""
+        (tmp_path / "existing.zip").write_bytes(b"kept")
+        (session_id,) = sql(copied, "SELECT id FROM sessions")[0]
+        before = size_of(copied)
+        result = on(
+            copied, "export-transcript", session_id, "-o", str(tmp_path / where), "--reason", "c1"
+        )
+        assert result.returncode == 2
+        assert str(tmp_path / where) in clean(result)
+        assert size_of(copied) == before
+        assert (tmp_path / "existing.zip").read_bytes() == b"kept"
+
+    def test_an_export_that_fails_leaves_no_file(self, copied: Path, tmp_path: Path) -> None:
+        """An unknown session: exit 1, and the file made for it is removed again."""
+        target = tmp_path / "x.zip"
+        result = on(copied, "export-transcript", "0" * 32, "-o", str(target), "--reason", "c2")
+        assert result.returncode == 1
+        assert "no session" in clean(result)
+        assert not target.exists()
+
+
+class TestWitnessConsistency:
+    def checkpoints(self, data_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+        """OLD: the newest checkpoint now; NEW: one signed after a read grew the log."""
+        old, new = tmp_path / "old.ckpt", tmp_path / "new.ckpt"
+        assert on(data_dir, "audit", "checkpoint", "-o", str(old)).returncode == 0
+        (session_id,) = sql(data_dir, "SELECT id FROM sessions")[0]
+        assert on(data_dir, "sessions", "show", session_id, "--reason", "T-7").returncode == 0
+        assert on(data_dir, "audit", "checkpoint", "-o", str(new)).returncode == 0
+        return old, new
+
+    def test_a_bad_checkpoint_file_is_named_old_or_new(self, copied: Path, tmp_path: Path) -> None:
+        """A file that is not a signed note, given as OLD or as NEW: the error says which."""
+        old, new = self.checkpoints(copied, tmp_path)
+        bad = tmp_path / "bad.ckpt"
+        bad.write_bytes(b"not a note\n")
+        as_old = on(copied, "audit", "check-consistency", str(bad), str(new))
+        as_new = on(copied, "audit", "check-consistency", str(old), str(bad))
+        assert as_old.returncode == as_new.returncode == 1
+        assert f"OLD ({bad}) does not verify" in clean(as_old)
+        assert f"NEW ({bad}) does not verify" in clean(as_new)
+
+    def test_a_rewritten_local_log_is_blamed_not_new(self, copied: Path, tmp_path: Path) -> None:
+        """The local store's entries rewritten with their tree after OLD and NEW were signed:
+        the error says the local log does not lead from OLD to NEW, not that NEW is wrong."""
+        old, new = self.checkpoints(copied, tmp_path)
+        rows = sql(copied, "SELECT idx, body FROM audit_entries ORDER BY idx")
+        index, body = rows[2]
+        changed = bytes(body) + b" "
+        leaves = [merkle.leaf_hash(changed if i == index else bytes(b)) for i, b in rows]
+        tree = merkle.CompactRange()
+        nodes: list[tuple[int, int, bytes]] = []
+        tree.extend(
+            leaves,
+            on_node=lambda level, i, h: (
+                nodes.append((level, i, h)) if level and not level % 4 else None
+            ),
+        )
+        sql(
+            copied,
+            "UPDATE audit_entries SET body = ?, leaf_hash = ? WHERE idx = ?",
+            changed,
+            leaves[index],
+            index,
+        )
+        sql(copied, "DELETE FROM audit_nodes")
+        for node in nodes:
+            sql(copied, "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", *node)
+        sql(copied, "UPDATE audit_head SET frontier = ?", b"".join(tree.hashes))
+        result = on(copied, "audit", "check-consistency", str(old), str(new))
+        assert result.returncode == 1
+        said = clean(result)
+        assert "the local log does not lead from OLD to NEW" in said
+        assert "the local store was rewritten" in said
+
+    def test_a_witness_checks_a_proof_without_the_data_directory(
+        self, copied: Path, tmp_path: Path
+    ) -> None:
+        """The operator writes the proof with `audit prove-consistency`; a witness with only
+        the two checkpoints, the proof and the published key checks it; a proof with one hash
+        changed fails, saying NEW does not extend OLD by it."""
+        old, new = self.checkpoints(copied, tmp_path)
+        proof = tmp_path / "proof.json"
+        made = on(copied, "audit", "prove-consistency", str(old), str(new), "-o", str(proof))
+        assert made.returncode == 0, made.stderr
+        key = (copied / "audit.pub").read_text().strip()
+        witness = tmp_path / "witness"  # somewhere with no data directory
+        witness.mkdir()
+        args = ["audit", "check-consistency", str(old), str(new), "--proof", str(proof)]
+        checked = subprocess.run(
+            [sys.executable, "-m", "logwarden", *args, "--key", key],
+            capture_output=True,
+            text=True,
+            cwd=witness,
+            timeout=60,
+            check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("LOGWARDEN_")},
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert "consistent" in checked.stdout
+        document = json.loads(proof.read_text())
+        document["proof"][0] = ("0" if document["proof"][0][0] != "0" else "1") + document["proof"][
+            0
+        ][1:]
+        proof.write_text(json.dumps(document))
+        tampered = logwarden(*args, "--key", key, env=WIDE)
+        assert tampered.returncode == 1
+        assert f"NEW does not extend OLD by the proof {proof} gave" in clean(tampered)

@@ -10,7 +10,6 @@ import multiprocessing
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,14 @@ from hypothesis import strategies as st
 
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
+from logwarden.audit.authority import check_signature
 from logwarden.audit.entries import entry, parse_body
-from logwarden.audit.log import AuditLog, file_publisher, url_publisher
+from logwarden.audit.log import AuditLog, file_publisher, url_publisher, write_if_newer
 from logwarden.audit.proofs import verify_consistency, verify_inclusion
 from logwarden.clock import FakeClock
 from logwarden.errors import AuditVerificationError
 from logwarden.recorder.recorder import message_entry
 from logwarden.store import AuditRecord, MessageRow, SqlStore, WriteBatch, schema
-from tests.conftest import empty_postgres_log
 
 SIGNER = notes.SigningKey.from_seed("log.example/audit-test", seed=bytes(range(32)))
 T0 = 1_795_000_000_000
@@ -37,19 +36,6 @@ def records(n: int, *, start: int = 0) -> list[AuditRecord]:
         entry("read", at=T0 + i, session_id=f"{i:032x}", by="test", what="transcript", reason="t")
         for i in range(start, start + n)
     ]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    """An empty log on each backend."""
-    if request.param == "sqlite":
-        store = SqlStore.sqlite(tmp_path / "logwarden.db")
-    else:
-        url = request.getfixturevalue("postgres_url")
-        store = SqlStore.postgres(url)
-        empty_postgres_log(url)
-    yield store
-    store.close()
 
 
 def leaf_hashes(store: SqlStore) -> list[bytes]:
@@ -246,7 +232,7 @@ class TestCheckpoints:
         audit.append(records(2, start=3))
         second = audit.checkpoint()
         assert first is not None and second is not None
-        assert not store.save_checkpoint(size=3, at=T0, note=first, keep=False)
+        assert not store.save_checkpoint(size=3, at=T0, note=first, history_ms=0)
         assert store.audit_head().checkpoint == second
 
     def test_publishers_get_every_checkpoint_and_their_failure_is_logged(
@@ -260,7 +246,10 @@ class TestCheckpoints:
             raise OSError("witness unreachable")
 
         audit = AuditLog(
-            store, signer=SIGNER, clock=FakeClock(T0), publishers=[broken, file_publisher(path)]
+            store,
+            signer=SIGNER,
+            clock=FakeClock(T0),
+            publishers=[broken, file_publisher(path, verifier=SIGNER.verifier())],
         )
         audit.append(records(4))
         with caplog.at_level(logging.WARNING, logger="logwarden.audit"):
@@ -303,6 +292,135 @@ class TestCheckpoints:
         """A checkpoint URL that is not http(s) is refused when the publisher is made."""
         with pytest.raises(ValueError, match="http"):
             url_publisher("file:///etc/passwd")
+
+
+def set_head(store: SqlStore, **values: object) -> None:
+    """What an attacker with the database does to the head row."""
+    with store._engine.begin() as conn:
+        conn.execute(schema.audit_head.update().values(**values))
+
+
+class TestWitnessesCannotBeSilenced:
+    def test_a_marker_ahead_does_not_stop_checkpoints(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        """The database's marker of its newest checkpoint set far ahead of the log: the next
+        checkpoint is still signed, saved and published to the witness file."""
+        path = tmp_path / "witness"
+        publisher = file_publisher(path, verifier=SIGNER.verifier())
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), publishers=[publisher])
+        audit.append(records(3))
+        assert audit.checkpoint() is not None
+        set_head(store, checkpoint_size=10**15)
+        audit.append(records(2, start=3))
+        note = audit.checkpoint()
+        assert note is not None
+        assert notes.verify(note, verifier_key=SIGNER.verifier(), origin=SIGNER.name).size == 5
+        assert path.read_bytes() == note
+        assert store.audit_head().checkpoint == note
+        assert store.checkpoint_marker() == 5
+
+    def test_a_checkpoint_the_database_refuses_is_still_published(
+        self, store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A marker set just ahead of the next size (within the log): the database keeps the
+        older checkpoint, but the witness gets the new one and the signer says why."""
+        path = tmp_path / "witness"
+        publisher = file_publisher(path, verifier=SIGNER.verifier())
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), publishers=[publisher])
+        audit.append(records(3))
+        first = audit.checkpoint()
+        audit.append(records(2, start=3))
+        set_head(store, checkpoint_size=5)  # as if a size-5 checkpoint were saved
+        with caplog.at_level(logging.ERROR, logger="logwarden.audit"):
+            note = audit.checkpoint()
+            assert note is not None and path.read_bytes() == note
+            assert store.audit_head().checkpoint == first  # the database did not take it
+            audit.append(records(1, start=5))
+            assert audit.checkpoint() is not None
+        assert "marker" in caplog.text and "altered" in caplog.text
+
+    def test_the_signer_logs_a_rolled_back_checkpoint(
+        self, store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The database's newest checkpoint put back to an older genuine one (its marker
+        with it): the signer, which kept the newer one in its anchor file, logs an error; a
+        fresh process the same."""
+        anchor = tmp_path / "audit.last"
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), anchor_path=anchor)
+        audit.append(records(3))
+        older = audit.checkpoint()
+        audit.append(records(2, start=3))
+        assert audit.checkpoint() is not None
+        set_head(store, checkpoint=older, checkpoint_size=3)
+        again = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), anchor_path=anchor)
+        with caplog.at_level(logging.ERROR, logger="logwarden.audit"):
+            assert again.checkpoint() is None  # nothing new to sign
+        assert "rolled back" in caplog.text
+        newest = again.newest()
+        assert newest is not None and newest.checkpoint.size == 5
+
+    def test_a_witness_file_never_goes_back(self, store: SqlStore, tmp_path: Path) -> None:
+        """Two signers finishing out of order: the file keeps the larger checkpoint."""
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0))
+        audit.append(records(3))
+        older = audit.checkpoint()
+        audit.append(records(2, start=3))
+        newer = audit.checkpoint()
+        assert older is not None and newer is not None
+        path = tmp_path / "witness"
+        publish = file_publisher(path, verifier=SIGNER.verifier())
+        publish(newer)
+        publish(older)
+        assert path.read_bytes() == newer
+
+    def test_a_forged_witness_file_is_replaced(self, store: SqlStore, tmp_path: Path) -> None:
+        """A file holding a huge checkpoint signed by another key does not stop the real
+        ones from being written."""
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0))
+        audit.append(records(3))
+        note = audit.checkpoint()
+        assert note is not None
+        path = tmp_path / "witness"
+        other = notes.SigningKey.from_seed(SIGNER.name, seed=bytes(range(1, 33)))
+        path.write_bytes(notes.sign(notes.Checkpoint(SIGNER.name, 10**9, bytes(32)), other))
+        assert write_if_newer(path, note, verifier=SIGNER.verifier())
+        assert path.read_bytes() == note
+
+
+class TestHistoryPace:
+    def test_the_history_keeps_one_a_minute_whoever_signs(self, store: SqlStore) -> None:
+        """Two signers (the server and a CLI command, each an AuditLog of its own) signing
+        within one minute add one checkpoint to the history between them."""
+        clock = FakeClock(T0)
+        server = AuditLog(store, signer=SIGNER, clock=clock)
+        command = AuditLog(store, signer=SIGNER, clock=clock)
+        for n, audit in enumerate([server, command, server, command, command]):
+            audit.append(records(1, start=n))
+            assert audit.checkpoint() is not None
+            clock.advance(seconds=10)
+        assert [size for size, _at, _note in store.audit_checkpoints()] == [1]
+        clock.advance(seconds=60)
+        server.append(records(1, start=10))
+        server.checkpoint()
+        assert [size for size, _at, _note in store.audit_checkpoints()] == [1, 6]
+
+
+class TestAuthorisingEntries:
+    @pytest.mark.parametrize("kind", ["delete", "shred", "release", "erasure", "keys", "kek"])
+    def test_entries_that_destroy_or_release_are_signed(self, store: SqlStore, kind: str) -> None:
+        """Appended through the AuditLog, an entry that destroys data or lifts a protection
+        carries a signature by the log's key over its body; other kinds carry none."""
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0))
+        audit.append([entry(kind, at=T0, session_id="ab" * 16, by="test"), *records(1)])
+        signed, plain = (parse_body(r.idx, r.body) for r in store.audit_entries(0, 2))
+        check_signature(signed, SIGNER.verifier())
+        assert "sig" not in plain
+        other = notes.SigningKey.from_seed(SIGNER.name, seed=bytes(range(1, 33)))
+        with pytest.raises(AuditVerificationError, match="not the log's"):
+            check_signature(signed, other.verifier())
+        with pytest.raises(AuditVerificationError, match="does not verify"):
+            check_signature({**signed, "by": "someone else"}, SIGNER.verifier())
 
 
 class TestEntries:

@@ -979,3 +979,45 @@ class TestCommands:
             "transcript does NOT verify: message 3: its text is not the text the log committed to"
             in flat(result.stderr)
         )
+
+
+class TestSignerTrust:
+    """The exit status says whether the signer was checked: 0 only against a key the operator
+    publishes (--key, or --data-dir's), 3 for a package checked with its own key alone."""
+
+    def test_without_a_key_the_signer_is_unknown(self, package_file: Path) -> None:
+        """No --key and no --data-dir: the package holds together, exit 3, 'signer unknown'."""
+        result = logwarden("verify-transcript", str(package_file))
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "signer unknown" in result.stdout
+        assert "unverified signer" in flat(result.stderr)
+
+    def test_the_data_directorys_key_is_trusted(
+        self, served: tuple[Path, str], package_file: Path
+    ) -> None:
+        """--data-dir (or LOGWARDEN_DATA_DIR) gives the operator's key: exit 0."""
+        data_dir, _ = served
+        for args, env in (
+            (["--data-dir", str(data_dir)], None),
+            ([], {"LOGWARDEN_DATA_DIR": str(data_dir)}),
+        ):
+            result = logwarden("verify-transcript", str(package_file), *args, env=env)
+            assert result.returncode == 0, result.stderr
+            assert "transcript verified" in result.stdout
+
+    def test_a_package_re_signed_with_its_own_key_is_not_verified(
+        self, served: tuple[Path, str], package_file: Path, tmp_path: Path
+    ) -> None:
+        """A message rewritten and the package re-signed by a key of the forger's own: exit 3
+        without a key (not 0, as before), 1 against the operator's key, and 0 only when the
+        package's key is trusted explicitly."""
+        data_dir, _ = served
+        forged = tmp_path / "forged.zip"
+        forged.write_bytes(forge(package_file.read_bytes(), edit_second))
+        assert logwarden("verify-transcript", str(forged)).returncode == 3
+        operator = logwarden("verify-transcript", str(forged), "--data-dir", str(data_dir))
+        assert operator.returncode == 1
+        assert "does NOT verify" in operator.stderr
+        trusted = logwarden("verify-transcript", str(forged), "--trust-package-key")
+        assert trusted.returncode == 0
+        assert "the signer was not checked" in trusted.stderr

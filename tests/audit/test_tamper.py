@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,21 @@ from sqlalchemy import select, text
 
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
-from logwarden.audit.entries import entry
+from logwarden.audit.authority import check_signature, sign_entry
+from logwarden.audit.entries import entry, parse_body
 from logwarden.audit.log import AuditLog
 from logwarden.audit.verify import Verification, verify_log
+from logwarden.clock import FakeClock
 from logwarden.retention.policy import DAY_MS
-from logwarden.store import SqlStore, schema
+from logwarden.store import AuditRecord, SqlStore, schema
 from logwarden.testing import serve_in_process
 from tests.conftest import POSTGRES_ADMIN_URL, TEST_SERVER_ENV
 from tests.recorder.test_session_log import run_scripted_chat
 from tests.retention.conftest import (
     AUDIT_SIGNER,
+    DAY0,
     ERASABLE_AFTER_MS,
+    POLICY,
     T0,
     Chat,
     Deployment,
@@ -895,6 +900,321 @@ class TestCheckpoints:
         result = log.verify()
         said = [p.what for p in result.problems] + result.notes
         assert any(str(kept) in text and "checkpoint" in text for text in said), said
+
+    def test_a_marker_ahead_of_the_newest_checkpoint_is_named(self, log: Copy) -> None:
+        """The marker saving compares with set far ahead (to stop checkpoints being saved):
+        named as altered."""
+        log.run("UPDATE audit_head SET checkpoint_size = :n", n=10**15)
+        assert_found(log.verify(), "marker of its newest checkpoint says size", "altered")
+
+    def test_a_rolled_back_newest_checkpoint_is_named(self, log: Copy) -> None:
+        """The newest checkpoint put back to an older genuine one, its marker with it: the
+        history's newer ones name the roll-back."""
+        size = log.built.checkpoints[0]
+        log.run(
+            "UPDATE audit_head SET checkpoint = :c, checkpoint_size = :n",
+            c=self.kept_note(log, size),
+            n=size,
+        )
+        assert_found(log.verify(), f"a newest checkpoint of size {size}", "rolled back")
+
+    def test_a_roll_back_with_the_history_is_named_by_a_witness(self, log: Copy) -> None:
+        """The newest checkpoint and the history both put back: a witness's copy of the
+        newest names the roll-back."""
+        newest, size = self.head_note(log), log.built.checkpoints[0]
+        log.run("DELETE FROM audit_checkpoints WHERE size > :n", n=size)
+        log.run(
+            "UPDATE audit_head SET checkpoint = :c, checkpoint_size = :n",
+            c=self.kept_note(log, size),
+            n=size,
+        )
+        assert log.verify().ok  # the database alone now looks consistent
+        result = verify_log(
+            log.store,
+            verifier=AUDIT_SIGNER.verifier(),
+            origin=AUDIT_SIGNER.name,
+            anchors=[("the witness's copy", newest)],
+        )
+        assert_found(result, "the witness's copy was signed for size", "rolled back")
+
+    def test_a_damaged_frontier_is_named(self, log: Copy) -> None:
+        """The head's frontier overwritten with one byte: named as a problem, and the rest of
+        the log is still checked."""
+        log.run("UPDATE audit_head SET frontier = :f", f=b"\x00")
+        result = log.verify()
+        assert_found(result, "the audit log's head is damaged", "altered")
+        assert result.size == log.built.size
+        assert result.checkpoints == len(log.built.checkpoints)
+
+
+# -- entries that excuse missing data or lift a protection -------------------------------------
+
+
+def delete_session_rows(log: Copy, sid: str) -> None:
+    for table in ("receipts", "reports", "messages", "addresses", "participants"):
+        log.run(f"DELETE FROM {table} WHERE session_id = :s", s=sid)  # noqa: S608 - ours
+    assert log.run("DELETE FROM sessions WHERE id = :s", s=sid) == 1
+
+
+def index_of(log: Copy, kind: str, sid: str) -> int:
+    """The index of the last entry of ``kind`` about session ``sid``."""
+    index: int = log.value(
+        "SELECT max(idx) FROM audit_entries WHERE kind = :k AND session_id = :s", k=kind, s=sid
+    )
+    return index
+
+
+class TestAuthorisingEntries:
+    def test_an_unsigned_delete_does_not_excuse_a_deleted_session(self, log: Copy) -> None:
+        """A reported session's rows deleted and a `delete` entry appended through the store
+        (no key needed): the entry is named forged, and the session as deleted without a
+        valid entry."""
+        sid = log.sid("reported")
+        delete_session_rows(log, sid)
+        index = log.store.append_audit(
+            [entry("delete", at=log.built.ended_at, session_id=sid, why="expired")]
+        )
+        result = log.verify()
+        assert_found(result, f"entry {index} (delete of session {sid}): it is not signed: forged")
+        assert_found(
+            result,
+            f"session {sid} (entry {log.entry('reported', 'session')}) is missing",
+            f"({index}) are not valid",
+        )
+
+    def test_a_delete_signed_by_another_key_is_forged(self, log: Copy) -> None:
+        """The same with the entry signed by a key that is not the log's: forged."""
+        sid = log.sid("plain")
+        delete_session_rows(log, sid)
+        forged_delete = entry(
+            "delete", at=log.built.ended_at, session_id=sid, why="expired", policy=POLICY.periods()
+        )
+        index = log.store.append_audit([sign_entry(forged_delete, FORGER)])
+        assert_found(
+            log.verify(), f"entry {index} (delete of session {sid})", "not the log's", "forged"
+        )
+
+    def test_an_unsigned_shred_does_not_excuse_deleted_messages(self, log: Copy) -> None:
+        """A session's messages deleted and an unsigned `shred` appended: both named."""
+        sid = log.sid("flagged")
+        log.run("DELETE FROM messages WHERE session_id = :s", s=sid)
+        index = log.store.append_audit(
+            [
+                entry(
+                    "shred", at=log.built.ended_at, session_id=sid, what=["messages"], why="expired"
+                )
+            ]
+        )
+        result = log.verify()
+        assert_found(result, f"entry {index} (shred messages of session {sid})", "forged")
+        assert_found(result, f"message {sid}#1", "no entry records its destruction")
+
+    def test_a_forged_release_does_not_lift_a_hold(self, log: Copy) -> None:
+        """An unsigned `release` appended and the row's hold cleared (so the purge would
+        destroy the evidence): the release is forged and the hold still stands."""
+        sid, hold = log.sid("held"), log.entry("held", "hold")
+        index = log.store.append_audit(
+            [entry("release", at=log.built.ended_at, session_id=sid, by="legal", hold=hold)]
+        )
+        log.run("UPDATE sessions SET held_at = NULL, hold_reason = NULL WHERE id = :s", s=sid)
+        result = log.verify()
+        assert_found(result, f"entry {index} (release of session {sid})", "forged")
+        assert_found(result, f"session {sid}: held since None in the store", entry=hold)
+
+    def test_a_forged_erasure_request_is_named(self, log: Copy) -> None:
+        """An unsigned `erasure` appended and ``erase_after`` set (so the purge would erase a
+        chat nobody asked to erase): named."""
+        sid = log.sid("last")
+        index = log.store.append_audit(
+            [entry("erasure", at=log.built.ended_at, session_id=sid, until=log.built.ended_at)]
+        )
+        log.run("UPDATE sessions SET erase_after = :t WHERE id = :s", t=log.built.ended_at, s=sid)
+        result = log.verify()
+        assert_found(result, f"entry {index} (erasure of session {sid})", "forged")
+        assert_found(
+            result, f"session {sid}: an erasure is due at {log.built.ended_at} in the store"
+        )
+
+    def signed(self, log: Copy, record: AuditRecord) -> int:
+        """Append ``record`` signed with the log's own key, as the retention service would."""
+        audit = AuditLog(log.store, signer=AUDIT_SIGNER, clock=FakeClock(record.at))
+        return audit.append([record])
+
+    def test_a_signed_shred_before_its_time_is_named(self, log: Copy) -> None:
+        """A genuinely signed shred of a plain session's messages on the day they were sent:
+        its retention has not passed, so it excuses nothing."""
+        sid = log.sid("plain")
+        index = self.signed(
+            log,
+            entry(
+                "shred",
+                at=log.built.ended_at,
+                session_id=sid,
+                what=["messages"],
+                why="expired",
+                keys="session",
+                policy=POLICY.periods(),
+            ),
+        )
+        log.run("DELETE FROM messages WHERE session_id = :s", s=sid)
+        expires = (DAY0 + POLICY.session_days + 1) * DAY_MS
+        result = log.verify()
+        assert_found(
+            result,
+            f"entry {index} (shred messages of session {sid}) was not due",
+            f"kept by the session class until {iso(expires)}",
+        )
+        assert_found(result, f"message {sid}#1", "no entry records its destruction")
+
+    def test_a_day_shred_needs_the_keys_entry_of_its_bucket(self, log: Copy) -> None:
+        """A signed shred of a day's rows past their time, but no `keys` entry destroyed the
+        day's bucket key first: named."""
+        sid, at = log.sid("last"), (DAY0 + 32) * DAY_MS
+        index = self.signed(
+            log,
+            entry(
+                "shred",
+                at=at,
+                session_id=sid,
+                what=["messages"],
+                why="expired",
+                keys="bucket",
+                policy=POLICY.periods(),
+            ),
+        )
+        assert_found(
+            log.verify(),
+            f"entry {index}",
+            f"no keys entry before it destroyed the bucket of its messages (session:{DAY0})",
+        )
+
+    def test_an_erasure_needs_its_signed_request(self, log: Copy) -> None:
+        """A signed `delete` for an erasure nobody asked for: named."""
+        sid = log.sid("plain")
+        index = self.signed(
+            log,
+            entry(
+                "delete",
+                at=log.built.ended_at,
+                session_id=sid,
+                why="erased",
+                policy=POLICY.periods(),
+            ),
+        )
+        delete_session_rows(log, sid)
+        result = log.verify()
+        assert_found(
+            result,
+            f"entry {index} (delete of session {sid}) was not due",
+            "no signed erasure request",
+        )
+        assert_found(result, f"session {sid}", "are not valid")
+
+    def test_the_purge_does_not_launder_a_cleared_report(self, fresh: Copy) -> None:
+        """The reported class cleared in a reported session's row: at 93 days the genuine
+        purge deletes it and signs the deletion, but the log shows the report, whose 365 days
+        have not passed: the deletion is named as not due."""
+        sid = fresh.sid("reported")
+        fresh.run("UPDATE sessions SET reported_at = NULL WHERE id = :s", s=sid)
+        with attach_deployment(fresh.data_dir, fresh.store, at=(DAY0 + 93) * DAY_MS) as d:
+            d.retention.purge()
+            assert d.store.session(sid) is None  # the evidence is gone
+            result, index = fresh.verify(), index_of(fresh, "delete", sid)
+        assert_found(
+            result,
+            f"entry {index} (delete of session {sid}) was not due",
+            f"its report (entry {fresh.entry('reported', 'report')}) keeps it until",
+        )
+
+    def test_the_purge_does_not_launder_a_cleared_hold(self, fresh: Copy) -> None:
+        """A legal hold cleared in the row: at 32 days the genuine purge destroys the held
+        session's messages and signs the shred, but the log shows the hold: named."""
+        sid, hold = fresh.sid("held"), fresh.entry("held", "hold")
+        fresh.run("UPDATE sessions SET held_at = NULL, hold_reason = NULL WHERE id = :s", s=sid)
+        with attach_deployment(fresh.data_dir, fresh.store, at=(DAY0 + 32) * DAY_MS) as d:
+            d.retention.purge()
+            record = d.store.session(sid)
+            assert record is not None and not record.messages  # the evidence is gone
+            result, index = fresh.verify(), index_of(fresh, "shred", sid)
+        assert_found(
+            result,
+            f"entry {index} (shred messages and addresses of session {sid}) was not due",
+            f"its messages are under the legal hold of entry {hold}",
+        )
+
+    def test_a_back_dated_flag_does_not_let_the_purge_through(self, fresh: Copy) -> None:
+        """An unsigned flag dated in 1970 appended for a plain session and its row's
+        ``reported_at`` set to match (so its reported class expired long ago): the flag is
+        named back-dated, and the shred the genuine purge then signs is named as not due."""
+        sid, at = fresh.sid("plain"), 86_400_000
+        flag = fresh.store.append_audit(
+            [entry("flag", at=at, session_id=sid, by="safety", reason="pii")]
+        )
+        fresh.run("UPDATE sessions SET reported_at = :t WHERE id = :s", t=at, s=sid)
+        with attach_deployment(fresh.data_dir, fresh.store, at=fresh.built.ended_at) as d:
+            d.retention.purge()
+            record = d.store.session(sid)
+            assert record is not None and not record.messages  # the evidence is gone
+            result, shred = fresh.verify(), index_of(fresh, "shred", sid)
+        assert_found(result, f"entry {flag} (flag of session {sid}) is dated before the session")
+        assert_found(
+            result,
+            f"entry {shred} (shred messages and addresses of session {sid}) was not due",
+            "kept by the session class until",
+        )
+
+    def test_a_replayed_release_does_not_lift_a_later_hold(self, fresh: Copy) -> None:
+        """A hold released and placed again; the first release's signed entry appended once
+        more and the row's hold cleared: the copy names a hold no longer in force, so the
+        second hold stands."""
+        sid = fresh.sid("held")
+        with attach_deployment(
+            fresh.data_dir, fresh.store, at=fresh.built.ended_at + MINUTE_MS
+        ) as d:
+            assert d.retention.release(sid, by="legal") is not None
+            assert d.retention.hold(sid, reason="case 18", by="legal") is not None
+            release = index_of(fresh, "release", sid)
+            at, body = fresh.rows("SELECT at, body FROM audit_entries WHERE idx = :i", i=release)[0]
+            replayed = d.store.append_audit([AuditRecord(at, "release", sid, bytes(body))])
+            fresh.run("UPDATE sessions SET held_at = NULL, hold_reason = NULL WHERE id = :s", s=sid)
+            result, hold = fresh.verify(), index_of(fresh, "hold", sid)
+        assert_found(result, f"entry {replayed} (release of session {sid})", "replayed")
+        assert_found(result, f"session {sid}: held since None in the store", entry=hold)
+
+    def test_the_purge_records_the_bucket_keys_it_destroys(self, fresh: Copy) -> None:
+        """At 32 days the purge destroys the first day's text and address bucket keys: a
+        `keys` entry signed by the log's key names them, before the shreds of the rows they
+        sealed, and the log verifies."""
+        with attach_deployment(fresh.data_dir, fresh.store, at=(DAY0 + 32) * DAY_MS) as d:
+            d.retention.purge()
+            found = [
+                (idx, parse_body(idx, bytes(body)))
+                for idx, body in fresh.rows(
+                    "SELECT idx, body FROM audit_entries WHERE idx >= :n AND kind IN ('keys', "
+                    "'shred') ORDER BY idx",
+                    n=fresh.built.size,
+                )
+            ]
+            result = fresh.verify()
+        assert result.ok, problems(result)
+        keys = [(idx, fields) for idx, fields in found if fields["kind"] == "keys"]
+        assert len(keys) == 1
+        keys_index, keys_entry = keys[0]
+        check_signature(keys_entry, AUDIT_SIGNER.verifier())
+        destroyed = {bucket for bucket, _count in keys_entry["buckets"]}
+        assert {f"session:{DAY0}", f"raw_ip:{DAY0}"} <= destroyed
+        assert keys_entry["policy"] == POLICY.periods()
+        shreds = [(idx, f) for idx, f in found if f["kind"] == "shred" and f["keys"] == "bucket"]
+        assert {f["session"] for _idx, f in shreds} >= {fresh.sid("plain"), fresh.sid("last")}
+        assert all(idx > keys_index for idx, _f in shreds)
+
+
+def iso(ms: int) -> str:
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
 
 
 # -- what retention destroys is not tampering -----------------------------------------------------

@@ -1,6 +1,7 @@
 """Property: over random sequences of chats, reports, flags, holds, releases, erasures, clock
 jumps and purges, each part of each session is readable exactly when a model of the retention
-rules (docs/retention.md) says it is, on both backends."""
+rules (docs/retention.md) says it is, on both backends; and `audit verify`, which judges every
+destruction by the log's own account of retention, finds each one due."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from logwarden.audit.verify import verify_log
 from logwarden.retention.policy import DAY_MS, HOLD, RAW_IP, REPORTED, SESSION, day_of
 from tests.retention.conftest import (
+    AUDIT_SIGNER,
     ERASABLE_AFTER_MS,
     POLICY,
     Chat,
@@ -134,6 +137,8 @@ def run(d: Deployment, program: list[tuple[object, ...]]) -> None:
                 act(d, model, str(action), now)
         for model in models:
             assert d.readable(model.chat.session_id) == model.readable(), (step, model)
+    verified = verify_log(d.store, verifier=AUDIT_SIGNER.verifier(), origin=AUDIT_SIGNER.name)
+    assert verified.ok, [problem.what for problem in verified.problems]
 
 
 def act(d: Deployment, model: Model, action: str, now: int) -> None:

@@ -43,19 +43,26 @@ from logwarden.errors import AuditVerificationError, DataDirError
 
 __all__ = [
     "MAX_NOTE_BYTES",
+    "MAX_NOTE_FILE_BYTES",
     "MAX_SIGNATURES",
     "Checkpoint",
     "SigningKey",
     "VerifierKey",
     "load_signing_key",
+    "read_note_file",
     "sign",
+    "sign_message",
     "sign_note",
     "verify",
+    "verify_message",
     "verify_note",
     "write_signing_key",
 ]
 
 MAX_NOTE_BYTES = 1 << 20  # 1 MiB: the spec asks verifiers to bound a note's size
+# 64 KiB: a checkpoint file holds one note of a few hundred bytes (a few KiB with witness
+# cosignatures); anything longer is not one, and /dev/zero must not be read to the end.
+MAX_NOTE_FILE_BYTES = 64 << 10
 MAX_SIGNATURES = 100  # signature lines per note; the spec requires accepting at least 16
 HASH_BYTES = 32  # SHA-256 root hash
 ED25519 = 0x01  # signed-note signature type byte for Ed25519
@@ -384,6 +391,58 @@ def sign_note(text: bytes, key: SigningKey) -> bytes:
     return text + f"\n{_EM_DASH_SPACE}{key.name} {_b64(signature)}\n".encode()
 
 
+def sign_message(message: bytes, key: SigningKey, *, context: bytes) -> bytes:
+    """A detached signature over ``context || message``: the 4-byte key ID, then Ed25519's 64
+    bytes (the layout of a signed note's signature).
+
+    For things the log's key vouches for that are not checkpoints (audit entries that destroy
+    data, ``authority.py``). ``context`` separates them from notes and from each other: it
+    must be a non-empty ``logwarden/...`` label ending in a newline, and ``message`` must not
+    end in one, so the signed bytes can never be a note's text (which ends in a newline).
+
+    Raises:
+        ValueError: for a context or message that breaks those rules.
+    """
+    _require_context(context, message)
+    return key.key_id.to_bytes(4, "big") + key._sign(context + message)
+
+
+def verify_message(
+    message: bytes, signature: bytes, *, verifier_key: VerifierKey, context: bytes
+) -> None:
+    """Check a ``sign_message`` signature by ``verifier_key``.
+
+    Raises:
+        AuditVerificationError: naming what is wrong (length, key ID, signature).
+    """
+    _require_context(context, message)
+    if len(signature) != 4 + SIGNATURE_BYTES:
+        raise AuditVerificationError(
+            f"the signature is {len(signature)} bytes, expected {4 + SIGNATURE_BYTES} "
+            "(key ID and Ed25519)"
+        )
+    key_id = int.from_bytes(signature[:4], "big")
+    if key_id != verifier_key.key_id:
+        raise AuditVerificationError(
+            f"signed by key ID {key_id:08x}, not the log's {verifier_key.key_id:08x}"
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(verifier_key.public_key).verify(
+            signature[4:], context + message
+        )
+    except InvalidSignature:
+        raise AuditVerificationError(
+            f"the signature by key {verifier_key.name}+{verifier_key.key_id:08x} does not verify"
+        ) from None
+
+
+def _require_context(context: bytes, message: bytes) -> None:
+    if not context.startswith(b"logwarden/") or not context.endswith(b"\n"):
+        raise ValueError("a signing context is a logwarden/... label ending in a newline")
+    if message.endswith(b"\n"):
+        raise ValueError("a signed message must not end in a newline (it would read as a note)")
+
+
 # -- verifying -----------------------------------------------------------------------------
 
 
@@ -512,6 +571,26 @@ def _describe_signers(lines: Sequence[_SignatureLine]) -> str:
     shown = [f"{line.name[:64]}+{line.key_id:08x}" for line in lines[:5]]
     more = f" and {len(lines) - 5} more" if len(lines) > 5 else ""
     return ", ".join(shown) + more
+
+
+# -- checkpoint files ----------------------------------------------------------------------
+
+
+def read_note_file(path: Path) -> bytes:
+    """The content of a file that should hold one signed checkpoint, read up to
+    ``MAX_NOTE_FILE_BYTES``.
+
+    Raises:
+        OSError: if it cannot be read (missing, a directory, no permission).
+        AuditVerificationError: if it is larger than a checkpoint can be.
+    """
+    with path.open("rb") as f:
+        content = f.read(MAX_NOTE_FILE_BYTES + 1)
+    if len(content) > MAX_NOTE_FILE_BYTES:
+        raise AuditVerificationError(
+            f"{path} holds more than {MAX_NOTE_FILE_BYTES // 1024} KiB: not a checkpoint"
+        )
+    return content
 
 
 # -- the key file --------------------------------------------------------------------------

@@ -146,6 +146,9 @@ class VerifiedTranscript:
     complete: bool  # the end entry is in the package: no message can be missing at the end
     checkpoint: notes.Checkpoint
     key: str  # the verifier key the checkpoint verified with
+    # The key was given (the operator's published one), not taken from the package: without
+    # it, a package re-signed by anyone with a key of their own verifies just as well.
+    signer_known: bool = False
     warnings: list[str] = field(default_factory=list)
 
 
@@ -153,7 +156,8 @@ def verify_package(data: bytes, *, verifier_key: str | None = None) -> VerifiedT
     """Check a package offline; raise ``AuditVerificationError`` saying what does not hold.
 
     ``verifier_key`` is the log's key as its operator publishes it; without it, the package's
-    own ``audit.pub`` is used and the result says so (anyone can sign their own log).
+    own ``audit.pub`` is used and the result says so (``signer_known`` is False): that proves
+    the package is self-consistent, not who signed it (anyone can sign a log of their own).
     """
     try:
         return _verify_package(data, verifier_key)
@@ -198,7 +202,12 @@ def _verify_package(data: bytes, verifier_key: str | None) -> VerifiedTranscript
         raise AuditVerificationError(f"the verifier key is malformed: {exc}") from None
     checkpoint = notes.verify(members["checkpoint"], verifier_key=verifier, origin=verifier.name)
     result = VerifiedTranscript(
-        session_id="", messages=0, complete=False, checkpoint=checkpoint, key=key
+        session_id="",
+        messages=0,
+        complete=False,
+        checkpoint=checkpoint,
+        key=key,
+        signer_known=verifier_key is not None,
     )
     if verifier_key is None:
         result.warnings.append(
@@ -485,10 +494,11 @@ def build_package(
     )
     export_index = audit.append([exported])
     audit.checkpoint()
-    note = store.audit_head().checkpoint
-    if note is None:
-        raise AuditVerificationError("the audit log has no checkpoint")
-    signed = notes.verify(note, verifier_key=audit.verifier, origin=audit.origin)
+    # The signer's newest, not the database's word for it: that may have been rolled back.
+    newest = audit.newest()
+    if newest is None or newest.checkpoint.size <= export_index:
+        raise AuditVerificationError("no signed checkpoint covers the export entry")
+    note, signed = newest.note, newest.checkpoint
     entries = [e for e in store.audit_entries_of(session_id) if e.idx < signed.size]
 
     def packaged(index: int, body: bytes) -> PackageEntry:

@@ -14,6 +14,9 @@ Three layers, each naming what it finds (docs/audit.md):
    entry was inserted, a row that differs from its entry was altered (or swapped with
    another), and an entry without its row was deleted, unless a later entry records that
    retention or an erasure destroyed it.
+
+An entry that excuses missing rows or lifts a protection counts only if the log's key signed
+it and the log's own account of the session allowed it (``ledger.py``).
 """
 
 from __future__ import annotations
@@ -26,21 +29,34 @@ from typing import Any
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
 from logwarden.audit.entries import digest, metadata_commitment, parse_body
+from logwarden.audit.ledger import Ledger, SessionState
+from logwarden.audit.log import read_head
 from logwarden.errors import AuditVerificationError
-from logwarden.store import AuditEntryRow, SessionRecord, Store
+from logwarden.store import AuditEntryRow, AuditHead, SessionRecord, Store
 from logwarden.store._audit import NODE_STRIDE
 
 __all__ = ["Problem", "Verification", "verify_log"]
 
 _CHUNK = 10_000  # entries read per query
+_UNBOUNDED = 1 << 62  # the log's size when its head is too damaged to say: read every entry
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Something that does not match: ``entry`` is the first entry it concerns, if known."""
+    """Something that does not match: ``entry`` is the first entry it concerns, if known;
+    ``last`` the last, when the problem is somewhere in a range of entries."""
 
     entry: int | None
     what: str
+    last: int | None = None
+
+    def where(self) -> str:
+        """For people: "at entry 5", "in entries 0..15", or "" when no entry is known."""
+        if self.entry is None:
+            return ""
+        if self.last is None or self.last == self.entry:
+            return f"at entry {self.entry}"
+        return f"in entries {self.entry}..{self.last}"
 
 
 @dataclass(slots=True)
@@ -90,13 +106,23 @@ def verify_log(
     Raises ``StoreError`` only if the store cannot be read at all.
     """
     result = Verification()
-    signed = _signed_checkpoints(store, verifier, origin, anchors, result)
-    size = store.audit_head().size  # entries appended after this are left to the next run
-    sessions = _Sessions()
+    head = _read_head(store, result)
+    signed = _signed_checkpoints(store, verifier, origin, anchors, head, result)
+    # Entries appended after this are left to the next run.
+    size = head.size if head is not None else _UNBOUNDED
+    sessions = _Sessions(Ledger(verifier))
     tree = _recompute(store, signed, sessions, result, size=size)
-    _check_head(store, tree, signed, result)
+    _check_head(head, tree, signed, result)
     _check_rows(store, sessions, result)
     return result
+
+
+def _read_head(store: Store, result: Verification) -> AuditHead | None:
+    try:
+        return read_head(store)
+    except AuditVerificationError as exc:
+        result.problems.append(Problem(None, f"{exc}: it was altered"))
+        return None
 
 
 # -- 1. the log ---------------------------------------------------------------------------------
@@ -107,9 +133,11 @@ def _signed_checkpoints(
     verifier: notes.VerifierKey,
     origin: str,
     anchors: Sequence[tuple[str, bytes]],
+    head: AuditHead | None,
     result: Verification,
 ) -> list[_Signed]:
     found: dict[int, _Signed] = {}
+    newest: notes.Checkpoint | None = None
 
     def add(where: str, checkpoint: notes.Checkpoint) -> None:
         known = found.get(checkpoint.size)
@@ -134,17 +162,44 @@ def _signed_checkpoints(
             result.problems.append(Problem(None, what))
             continue
         add(where, checkpoint)
-    head_note = store.audit_head().checkpoint
-    if head_note is not None:
-        checkpoint = _open(head_note, verifier, origin, "the newest checkpoint", result)
-        if checkpoint is not None:
-            add("the newest checkpoint", checkpoint)
+    if head is not None and head.checkpoint is not None:
+        newest = _open(head.checkpoint, verifier, origin, "the newest checkpoint", result)
+        if newest is not None:
+            add("the newest checkpoint", newest)
     for where, note in anchors:
         checkpoint = _open(note, verifier, origin, where, result)
         if checkpoint is not None:
             add(where, checkpoint)
             result.anchors += 1
+    if head is not None:
+        result.problems.extend(_check_newest(store, head, newest, list(found.values())))
     return [found[size] for size in sorted(found)]
+
+
+def _check_newest(
+    store: Store, head: AuditHead, newest: notes.Checkpoint | None, signed: list[_Signed]
+) -> Iterator[Problem]:
+    """The database's newest checkpoint must be the newest there is, and its marker (what
+    saving compares with) its size: a marker ahead of it stops the signer's checkpoints from
+    being saved, a checkpoint put back hides what was signed since."""
+    marker = store.checkpoint_marker()
+    if head.checkpoint is not None and newest is None:
+        return  # it does not verify: named as replaced or forged already
+    size = None if newest is None else newest.size
+    if marker != size:
+        yield Problem(
+            None,
+            f"the database's marker of its newest checkpoint says size {marker}, but that "
+            f"checkpoint is of size {size}: the marker was altered",
+        )
+    later = max(signed, key=lambda s: s.checkpoint.size, default=None)
+    if later is not None and (size is None or later.checkpoint.size > size):
+        held = "no newest checkpoint" if size is None else f"a newest checkpoint of size {size}"
+        yield Problem(
+            None,
+            f"the database holds {held}, but {later.where} was signed for size "
+            f"{later.checkpoint.size}: the newest checkpoint was rolled back",
+        )
 
 
 def _open(
@@ -160,12 +215,12 @@ def _open(
 class _Sessions:
     """What the entries say about sessions, gathered while reading the log."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.started: dict[str, int] = {}  # session id → index of its "session" entry
-        self.deleted: set[str] = set()
         # The indexes of each session's message entries: the index by session id leaves them
         # out (they are found through their rows, and a deleted row must still be missed).
         self.messages: dict[str, list[int]] = {}
+        self.ledger = ledger  # retention: holds, reports, erasures, what was destroyed
 
 
 def _entries(store: Store, size: int) -> Iterator[AuditEntryRow]:
@@ -189,6 +244,8 @@ def _recompute(
     stored = store.audit_nodes()
     pending = list(signed)
     named: list[tuple[int, int]] = []  # ranges of entries a problem already names
+    mismatched: list[tuple[int, int]] = []  # stored nodes that differ, named once all is read
+    verdicts: dict[int, bool] = {}  # checkpoint size → whether its root matched
 
     def check_node(level: int, index: int, h: bytes) -> None:
         if not level or level % NODE_STRIDE:
@@ -197,14 +254,11 @@ def _recompute(
         found = stored.get((level, index))
         if found == h or any(a <= last and first <= b for a, b in named):
             return  # a node over an entry already named says nothing new
-        what = "is missing" if found is None else "does not match the entries under it"
-        result.problems.append(
-            Problem(
-                first,
-                f"the stored tree node over entries {first}..{last} {what}: "
-                "an entry there was altered (its body and leaf hash both)",
-            )
-        )
+        if found is None:
+            what = f"the stored tree node over entries {first}..{last} is missing: deleted"
+            result.problems.append(Problem(first, what, last))
+        else:
+            mismatched.append((first, last))
         named.append((first, last))
 
     for row in _entries(store, size):
@@ -216,12 +270,13 @@ def _recompute(
                 Problem(
                     tree.size,
                     f"entries {tree.size}..{row.idx - 1} are missing: removed from the log",
+                    row.idx - 1,
                 )
             )
             named.append((tree.size, row.idx - 1))
             while tree.size < row.idx:  # keep the indexes: later entries are named rightly
                 tree.append(merkle.EMPTY_ROOT)
-        pending = _check_roots(tree, pending, result)
+        pending = _check_roots(tree, pending, result, verdicts)
         leaf = merkle.leaf_hash(row.body)
         if _check_entry(row, leaf, sessions, result):
             named.append((row.idx, row.idx))
@@ -230,8 +285,44 @@ def _recompute(
             leaf = row.leaf_hash if len(row.leaf_hash) == merkle.HASH_SIZE else leaf
         tree.append(leaf, on_node=check_node)
     result.size = tree.size
-    _check_roots(tree, pending, result)
+    _check_roots(tree, pending, result, verdicts)
+    for first, last in mismatched:
+        clean_below = not any(a < first for a, _b in named if (a, _b) != (first, last))
+        result.problems.append(_rewritten(first, last, verdicts, clean_below=clean_below))
     return tree
+
+
+def _rewritten(first: int, last: int, verdicts: dict[int, bool], *, clean_below: bool) -> Problem:
+    """A stored node over ``first..last`` differs from the entries under it: some entry there
+    was rewritten with its leaf hash, or two were swapped. Checkpoints signed for sizes inside
+    the range narrow it: one that matches clears the entries below it; one that does not,
+    with everything below the range intact, puts the change below its size."""
+    node = f"the stored tree node over entries {first}..{last}"
+    low, high = first, last
+    for size, matched in sorted(verdicts.items()):
+        if matched and low < size <= last + 1:
+            low = size
+    if low > last:  # a checkpoint over the whole range matches: the entries are intact
+        return Problem(
+            first,
+            f"{node} was altered: the entries under it match the checkpoint signed for size {low}",
+            last,
+        )
+    if clean_below or low > first:
+        failed = [size - 1 for size, ok in verdicts.items() if not ok and low < size <= last + 1]
+        high = min(failed, default=last)
+    node += " does not match the entries under it"
+    if low == high:
+        what = (
+            f"entry {low} was altered (its body and leaf hash both): {node}, and the "
+            "checkpoints signed inside it leave only this entry"
+        )
+    else:
+        what = (
+            f"one of entries {low}..{high} was altered, or entries there reordered (body and "
+            f"leaf hash rewritten together): {node}"
+        )
+    return Problem(low, what, high)
 
 
 def _check_entry(
@@ -257,32 +348,42 @@ def _check_entry(
         return True
     if row.kind == "message" and row.session_id is not None:
         sessions.messages.setdefault(row.session_id, []).append(row.idx)
-    elif row.kind == "session" and row.session_id is not None:
+        return False
+    if row.kind == "session" and row.session_id is not None:
         sessions.started.setdefault(row.session_id, row.idx)
-    elif row.kind == "delete" and row.session_id is not None:
-        sessions.deleted.add(row.session_id)
+    problem = sessions.ledger.observe(row.idx, fields)
+    if problem is not None:
+        # Named, but the entry itself is intact: the tree above it is still checked.
+        result.problems.append(Problem(row.idx, problem))
     return False
 
 
 def _check_roots(
-    tree: merkle.CompactRange, pending: list[_Signed], result: Verification
+    tree: merkle.CompactRange,
+    pending: list[_Signed],
+    result: Verification,
+    verdicts: dict[int, bool],
 ) -> list[_Signed]:
     """Compare the root with every checkpoint of the tree's size; the ones still ahead."""
     while pending and pending[0].checkpoint.size <= tree.size:
         signed, pending = pending[0], pending[1:]
-        if signed.checkpoint.size < tree.size:
+        size = signed.checkpoint.size
+        if size < tree.size:
             continue  # only reachable after a gap; the gap is named
-        if signed.checkpoint.root_hash == tree.root():
+        verdicts[size] = signed.checkpoint.root_hash == tree.root()
+        if verdicts[size]:
             result.checkpoints += 1
-        else:
-            size = signed.checkpoint.size
-            result.problems.append(
-                Problem(
-                    None,
-                    f"the checkpoint signed for size {size} does not match the log's first "
-                    f"{size} entries: one of them was altered, inserted or removed",
-                )
+            continue
+        intact = max((s for s, ok in verdicts.items() if ok and s < size), default=0)
+        which = f"entry {intact}" if intact == size - 1 else f"one of entries {intact}..{size - 1}"
+        since = f" (the checkpoint signed for size {intact} matches)" if intact else ""
+        result.problems.append(
+            Problem(
+                None,
+                f"the checkpoint signed for size {size} does not match the log's first {size} "
+                f"entries: {which}{since} was altered, inserted or removed",
             )
+        )
     return pending
 
 
@@ -290,7 +391,7 @@ def _check_roots(
 
 
 def _check_head(
-    store: Store, tree: merkle.CompactRange, signed: list[_Signed], result: Verification
+    head: AuditHead | None, tree: merkle.CompactRange, signed: list[_Signed], result: Verification
 ) -> None:
     if signed and signed[-1].checkpoint.size > tree.size:
         size = signed[-1].checkpoint.size
@@ -307,8 +408,7 @@ def _check_head(
             f"entries {covered}..{tree.size - 1} are not covered by a signed checkpoint yet "
             "(`logwarden audit checkpoint` signs one)"
         )
-    head = store.audit_head()
-    if head.size != tree.size or head.root != tree.root():
+    if head is not None and (head.size != tree.size or head.root != tree.root()):
         result.problems.append(
             Problem(
                 min(head.size, tree.size),
@@ -324,7 +424,10 @@ def _check_head(
 def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None:
     # Entries appended while we read are in the log (the next run recomputes them); entries
     # outside [0, size) were never in the tree, so nothing about a row may rest on them.
-    size = store.audit_head().size
+    try:
+        size = read_head(store).size
+    except AuditVerificationError:
+        size = result.size  # named already; the entries read are all there is to go by
     outside = store.audit_entries(-(1 << 63), 0, limit=1) + store.audit_entries(
         size, (1 << 63) - 1, limit=1
     )
@@ -333,15 +436,11 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
             Problem(None, f"an entry is stored at index {row.idx}, outside the log: inserted")
         )
     in_store = set(store.session_ids())
-    for session_id in sorted(set(sessions.started) - in_store - sessions.deleted):
-        index = sessions.started[session_id]
-        result.problems.append(
-            Problem(
-                index,
-                f"session {session_id} (entry {index}) is missing from the store, and no entry "
-                "records its deletion",
-            )
-        )
+    for session_id in sorted(set(sessions.started) - in_store):
+        state = sessions.ledger.state(session_id)
+        if not state.deleted:
+            index = sessions.started[session_id]
+            result.problems.append(_missing_session(session_id, index, state))
     for session_id in sorted(in_store):
         record = store.session(session_id)
         if record is None:
@@ -362,7 +461,7 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
             )
             continue
         try:
-            _check_session(record, _readable(entries), result)
+            _check_session(record, _readable(entries), sessions.ledger.state(session_id), result)
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
             # Rows of the wrong type (text where bytes belong, JSON that is not JSON) are
             # tampering too, and must be reported, not crash the check.
@@ -371,6 +470,15 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
                     None, f"session {session_id}: a row is malformed ({exc.__class__.__name__})"
                 )
             )
+
+
+def _missing_session(session_id: str, index: int, state: SessionState) -> Problem:
+    said = f"session {session_id} (entry {index}) is missing from the store"
+    if state.rejected_deletes:
+        entries = ", ".join(str(i) for i in state.rejected_deletes)
+        what = f"{said}, and the only entries that record its deletion ({entries}) are not valid"
+        return Problem(index, what)
+    return Problem(index, f"{said}, and no entry records its deletion")
 
 
 def _readable(entries: list[AuditEntryRow]) -> list[tuple[int, dict[str, Any]]]:
@@ -385,7 +493,10 @@ def _readable(entries: list[AuditEntryRow]) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _check_session(
-    record: SessionRecord, entries: list[tuple[int, dict[str, Any]]], result: Verification
+    record: SessionRecord,
+    entries: list[tuple[int, dict[str, Any]]],
+    state: SessionState,
+    result: Verification,
 ) -> None:
     sid = record.session.id
     problems = result.problems
@@ -397,23 +508,14 @@ def _check_session(
         problems.append(Problem(None, f"session {sid} has no session entry: it was inserted"))
         return
     start_index, start = started[0]
-    destroyed = _destroyed(by_kind)
+    # What valid entries record as destroyed; a forged or premature one excuses nothing.
+    destroyed = state.destroyed | ({"messages", "addresses"} if state.deleted else set())
     problems.extend(_compare_start(record, start_index, start, destroyed))
     problems.extend(_compare_messages(record, by_kind.get("message", []), destroyed))
     problems.extend(_compare_end(record, by_kind.get("end", [])))
     problems.extend(_compare_reports(record, by_kind.get("report", [])))
-    problems.extend(_compare_state(record, by_kind))
+    problems.extend(_compare_state(record, state))
     problems.extend(_compare_safety(record, by_kind.get("safety", [])))
-
-
-def _destroyed(by_kind: dict[str, list[tuple[int, dict[str, Any]]]]) -> set[str]:
-    """What of the session an entry records as destroyed: "messages", "addresses"."""
-    gone: set[str] = set()
-    for _index, fields in by_kind.get("shred", []):
-        gone.update(fields.get("what", []))
-    if by_kind.get("delete"):
-        gone.update({"messages", "addresses"})
-    return gone
 
 
 def _compare_start(
@@ -545,48 +647,29 @@ def _compare_safety(
         yield Problem(index, f"session {sid}: the safety event of entry {index} is missing")
 
 
-def _compare_state(
-    record: SessionRecord, by_kind: dict[str, list[tuple[int, dict[str, Any]]]]
-) -> Iterator[Problem]:
-    """The retention columns must be what the entries say: a report, flag or preserving safety
-    event sets ``reported_at`` (the first one's time), a hold ``held_at`` (its time), an
-    erasure request ``erase_after``. Clearing or back-dating any of them would let the purge
-    destroy evidence, or erase a chat nobody asked to erase."""
-    sid, state = record.session.id, record.retention
-    preserving = [
-        (index, fields)
-        for index, fields in by_kind.get("report", [])
-        + by_kind.get("flag", [])
-        + by_kind.get("safety", [])
-        if fields["kind"] != "safety" or _preserves(fields)
-    ]
-    first = min((fields["at"] for _, fields in preserving), default=None)
-    if state.reported_at != first:
-        index = min((i for i, _ in preserving), default=None)
+def _compare_state(record: SessionRecord, state: SessionState) -> Iterator[Problem]:
+    """The retention columns must be what the entries say (the ledger's account): a report,
+    flag or preserving safety event sets ``reported_at`` (the first one's time, or an earlier
+    one's written with it), a hold
+    ``held_at`` (its time) until a valid release, a signed erasure request ``erase_after``.
+    Clearing or back-dating any of them would let the purge destroy evidence, or erase a chat
+    nobody asked to erase."""
+    sid, row = record.session.id, record.retention
+    if not state.reported_as(row.reported_at):
         yield Problem(
-            index,
-            f"session {sid}: reported since {state.reported_at} in the store, the entries say "
-            f"{first}",
+            state.reported_entry,
+            f"session {sid}: reported since {row.reported_at} in the store, the entries say "
+            f"{state.reported_at}",
         )
-    holds = sorted(by_kind.get("hold", []) + by_kind.get("release", []), key=lambda e: e[0])
-    held_at = holds[-1][1]["at"] if holds and holds[-1][1]["kind"] == "hold" else None
-    if state.held_at != held_at:
-        index = holds[-1][0] if holds else None
+    if row.held_at != state.held_at:
         yield Problem(
-            index,
-            f"session {sid}: held since {state.held_at} in the store, the entries say {held_at}",
+            state.hold_changed,
+            f"session {sid}: held since {row.held_at} in the store, the entries say "
+            f"{state.held_at}",
         )
-    erasures = by_kind.get("erasure", [])
-    until = erasures[-1][1].get("until") if erasures else None
-    if state.erase_after != until:
-        index = erasures[-1][0] if erasures else None
+    if row.erase_after != state.erase_after:
         yield Problem(
-            index,
-            f"session {sid}: an erasure is due at {state.erase_after} in the store, the entries "
-            f"say {until}",
+            state.erasure_entry,
+            f"session {sid}: an erasure is due at {row.erase_after} in the store, the entries "
+            f"say {state.erase_after}",
         )
-
-
-def _preserves(fields: dict[str, Any]) -> bool:
-    detail = fields.get("detail")
-    return isinstance(detail, dict) and detail.get("preserve") is True

@@ -54,14 +54,33 @@ class RetentionPolicy:
             reported_days=settings.reported_days,
         )
 
-    def days(self, cls: str) -> int | None:
-        """The period of a class in days; ``None`` for a hold (until released)."""
+    def periods(self) -> dict[str, int]:
+        """Each class's period in days, as destruction entries record the policy they applied
+        (``audit verify`` judges each destruction by it)."""
         return {
             SESSION: self.session_days,
             RAW_IP: self.raw_ip_days,
             METADATA: self.metadata_days,
             REPORTED: self.reported_days,
-        }.get(cls)
+        }
+
+    @classmethod
+    def from_periods(cls, periods: object) -> RetentionPolicy:
+        """The policy a destruction entry records; ``ValueError`` if it is not one."""
+        if not isinstance(periods, dict) or set(periods) != {SESSION, RAW_IP, METADATA, REPORTED}:
+            raise ValueError("the policy must give the days of session, raw_ip, metadata, reported")
+        if any(type(days) is not int or days < 0 for days in periods.values()):
+            raise ValueError("the policy's periods must be whole days, 0 or more")
+        return cls(
+            session_days=periods[SESSION],
+            raw_ip_days=periods[RAW_IP],
+            metadata_days=periods[METADATA],
+            reported_days=periods[REPORTED],
+        )
+
+    def days(self, cls: str) -> int | None:
+        """The period of a class in days; ``None`` for a hold (until released)."""
+        return self.periods().get(cls)
 
     def expires_at(self, cls: str, day: int) -> int | None:
         """When the records of ``day`` in ``cls`` expire (ms); ``None`` while held."""

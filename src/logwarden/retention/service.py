@@ -31,7 +31,7 @@ from logwarden.retention.policy import (
     day_of,
 )
 from logwarden.retention.receipts import is_well_formed, receipt_digest
-from logwarden.store import PRESERVED, DayTable, RetentionState, Store
+from logwarden.store import PRESERVED, AuditRecord, DayTable, RetentionState, Store
 from logwarden.vault import ADDRESS, TEXT, KeyStore
 from logwarden.vault.keystore import bucket_id
 
@@ -174,6 +174,8 @@ class Retention:
     # A change of the log store's state is written with its audit entry, in one transaction.
     # What the keystore destroys is written to the audit log first: a crash in between leaves
     # an entry for a destruction the next purge finishes, never a destruction unlogged.
+    # Entries that destroy or lift a protection are signed with the log's key (AuditLog does
+    # it); destructions record the policy they applied, which `audit verify` judges them by.
 
     def flag(
         self, session_id: str, *, by: str = SYSTEM, reason: str | None = None
@@ -199,13 +201,27 @@ class Retention:
         """Release a hold: the session's own classes apply again, from their own days (what
         has expired meanwhile is destroyed now)."""
         with self._lock:
-            released = entry("release", at=self._clock.now_ms(), session_id=session_id, by=by)
-            if not self._store.set_hold(session_id, held_at=None, reason=None, audit=[released]):
+            # The release names the hold it lifts, so that it cannot be replayed to lift a
+            # later one (the retention lock keeps holds from coming in between).
+            holds = [e.idx for e in self._store.audit_entries_of(session_id) if e.kind == "hold"]
+            released = entry(
+                "release",
+                at=self._clock.now_ms(),
+                session_id=session_id,
+                by=by,
+                hold=holds[-1] if holds else None,
+            )
+            audit = [self._audit.authorise(released)]
+            if not self._store.set_hold(session_id, held_at=None, reason=None, audit=audit):
                 return None
             return self.apply(session_id)
 
     def _record(self, kind: str, session_id: str | None, *, at: int, **fields: object) -> None:
         self._audit.append([entry(kind, at=at, session_id=session_id, **fields)])
+
+    def _destroyed(self, kind: str, session_id: str, *, at: int, **fields: object) -> AuditRecord:
+        """An entry recording a destruction, with the policy that made it due."""
+        return entry(kind, at=at, session_id=session_id, policy=self._policy.periods(), **fields)
 
     def apply(self, session_id: str) -> RetentionState | None:
         """Re-wrap the session's keys under the buckets its state asks for and move its rows
@@ -241,7 +257,10 @@ class Retention:
         }
         gone = [_ROWS[purpose] for purpose in targets if destroy[purpose]]
         if gone:
-            self._record("shred", session_id, at=now, what=gone, why="expired")
+            shred = self._destroyed(
+                "shred", session_id, at=now, what=gone, why="expired", keys="session"
+            )
+            self._audit.append([shred])
         # Rows first when preserving (so an expiring day cannot take them), keys first when
         # letting go; a crash in between is finished by the next purge (``_reconcile``).
         if preserved:
@@ -342,7 +361,9 @@ class Retention:
         # Scheduled for the window's end, or for now; either way the request is durable with
         # its entry before anything is destroyed, and the purge finishes what a crash cut short.
         when = max(now, window_closes)
-        asked = entry("erasure", at=now, session_id=state.session_id, until=when)
+        asked = self._audit.authorise(
+            entry("erasure", at=now, session_id=state.session_id, until=when)
+        )
         self._store.set_erase_after(state.session_id, when, audit=[asked])
         if now < window_closes:
             return Erasure(
@@ -361,7 +382,7 @@ class Retention:
         """Destroy the sessions' keys, then delete their rows: keys first, so a crash in
         between leaves only ciphertext nobody can open."""
         now = self._clock.now_ms()
-        self._audit.append([entry("delete", at=now, session_id=s, why=why) for s in session_ids])
+        self._audit.append([self._destroyed("delete", s, at=now, why=why) for s in session_ids])
         keys = self._keystore.destroy_data_keys(session_ids)
         self._store.delete_sessions(session_ids)
         return keys
@@ -394,7 +415,12 @@ class Retention:
         ]
         if expired:
             self._record(
-                "keys", None, at=now, buckets=[[b.id, b.data_keys] for b in expired], by=SYSTEM
+                "keys",
+                None,
+                at=now,
+                buckets=[[b.id, b.data_keys] for b in expired],
+                by=SYSTEM,
+                policy=policy.periods(),
             )
         destroyed = self._keystore.destroy_buckets([b.id for b in expired])
         classes = Counter(b.cls for b in expired)
@@ -437,12 +463,13 @@ class Retention:
         )
 
     def _drop_days(self, table: DayTable, through_day: int, now: int) -> int:
-        """Delete a table's expired day buckets, recording first whose rows they hold."""
+        """Delete a table's expired day buckets, recording first whose rows they hold (their
+        keys went with their day's bucket, which the purge's ``keys`` entry names)."""
         sessions = self._store.sessions_in_days(table, through_day=through_day)
         if sessions:
             self._audit.append(
                 [
-                    entry("shred", at=now, session_id=s, what=[table], why="expired")
+                    self._destroyed("shred", s, at=now, what=[table], why="expired", keys="bucket")
                     for s in sessions
                 ]
             )

@@ -350,9 +350,20 @@ class Store(Protocol):
         """The root of the tree of the first ``size`` entries, from the stored nodes."""
         ...
 
-    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> bool:
-        """Make ``note`` the newest signed checkpoint unless one as large is stored already
-        (False then); ``keep`` also adds it to the history."""
+    def save_checkpoint(self, *, size: int, at: int, note: bytes, history_ms: int) -> bool:
+        """Make ``note`` (signed for ``size`` entries, at ``at`` ms) the newest signed
+        checkpoint unless one as large is stored already (False then). A marker past the log's
+        own size is damage, not a newer checkpoint: it is overwritten.
+
+        A saved checkpoint is also kept in the history unless the newest kept one is less than
+        ``history_ms`` away from ``at`` (either way: a clock set back starts afresh), so the
+        history holds at most one a ``history_ms`` whichever process signs.
+        """
+        ...
+
+    def checkpoint_marker(self) -> int | None:
+        """The size the store records for its newest checkpoint, which ``save_checkpoint``
+        compares with (``audit verify`` holds it to the checkpoint's own size)."""
         ...
 
     def audit_checkpoints(self) -> list[tuple[int, int, bytes]]:

@@ -613,17 +613,40 @@ class SqlStore:
             hash_at = _audit.node_reader(conn, merkle.compact_nodes(0, size))
             return merkle.root_from(hash_at, size)
 
-    def save_checkpoint(self, *, size: int, at: int, note: bytes, keep: bool) -> bool:
+    def save_checkpoint(self, *, size: int, at: int, note: bytes, history_ms: int) -> bool:
         h, c = schema.audit_head, schema.audit_checkpoints
         with _store_errors("save a checkpoint"), self._engine.begin() as conn:
             # Only ever forward: a slower signer's older checkpoint must not replace a newer.
-            newer = or_(h.c.checkpoint_size.is_(None), h.c.checkpoint_size < size)
+            # A marker past the log's size cannot be a checkpoint's (one set there would stop
+            # every checkpoint from being saved): it is overwritten.
+            newer = or_(
+                h.c.checkpoint_size.is_(None),
+                h.c.checkpoint_size < size,
+                h.c.checkpoint_size > h.c.size,
+            )
             saved = conn.execute(
                 update(h).where(h.c.id == 1, newer).values(checkpoint=note, checkpoint_size=size)
             ).rowcount
-            if saved and keep and conn.scalar(select(c.c.size).where(c.c.size == size)) is None:
+            # The head's row lock, taken by the update, serialises this read and insert
+            # across processes: the history's pace holds whoever signs.
+            if saved and self._history_due(conn, size=size, at=at, history_ms=history_ms):
                 conn.execute(c.insert().values(size=size, at=at, note=note))
             return bool(saved)
+
+    @staticmethod
+    def _history_due(conn: Connection, *, size: int, at: int, history_ms: int) -> bool:
+        c = schema.audit_checkpoints
+        newest = conn.execute(select(c.c.size, c.c.at).order_by(c.c.size.desc()).limit(1)).first()
+        if newest is None:
+            return True
+        kept_size, kept_at = newest
+        return bool(kept_size < size and abs(at - kept_at) >= history_ms)
+
+    def checkpoint_marker(self) -> int | None:
+        h = schema.audit_head
+        with _store_errors("read the checkpoint marker"), self._engine.connect() as conn:
+            marker: int | None = conn.scalar(select(h.c.checkpoint_size).where(h.c.id == 1))
+            return marker
 
     def audit_checkpoints(self) -> list[tuple[int, int, bytes]]:
         c = schema.audit_checkpoints
