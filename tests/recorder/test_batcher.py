@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,7 +48,7 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
 @contextmanager
 def committing(
     write: Callable[[Sequence[Item]], None], *, window: float = WINDOW, max_batch: int = 1024
-) -> Iterator[GroupCommitter[Item]]:
+) -> Iterator[GroupCommitter[Item, list[Item]]]:
     committer = GroupCommitter.writing(
         write, window=window, max_batch=max_batch, name="test-commit"
     )
@@ -218,19 +217,18 @@ class TestPipelining:
         second_prepared = threading.Event()
         overlapped: list[bool] = []
 
-        def prepare(items: Sequence[int]) -> Callable[[], None]:
+        def prepare(items: Sequence[int], batch: list[int] | None) -> list[int]:
             prepared.append(list(items))
-            if len(prepared) == 2:
+            if 1 in items:
                 second_prepared.set()
+            return [*(batch or []), *items]
 
-            def write() -> None:
-                if items[0] == 0:  # the first batch's write waits for the second's preparation
-                    overlapped.append(second_prepared.wait(timeout=5))
-
-            return write
+        def write(batch: list[int]) -> None:
+            if batch[0] == 0:  # the first batch's write waits for the second's preparation
+                overlapped.append(second_prepared.wait(timeout=5))
 
         async def scenario() -> None:
-            committer = GroupCommitter(prepare, window=0, max_batch=1, name="test-pipeline")
+            committer = GroupCommitter(prepare, write, window=0, max_batch=1, name="pipeline")
             committer.start(asyncio.get_running_loop())
             try:
                 await asyncio.gather(committer.submit(0), committer.submit(1))
@@ -241,22 +239,57 @@ class TestPipelining:
         assert overlapped == [True]
         assert prepared == [[0], [1]]
 
+    def test_a_batch_grows_while_the_one_before_is_written(self) -> None:
+        """What arrives during a write joins the next batch, prepared as it comes, and the
+        next batch is written once, whole."""
+        release = threading.Event()
+        writes: list[list[int]] = []
+        chunks: list[list[int]] = []
+
+        def prepare(items: Sequence[int], batch: list[int] | None) -> list[int]:
+            chunks.append(list(items))
+            return [*(batch or []), *items]
+
+        def write(batch: list[int]) -> None:
+            if batch == [0]:
+                release.wait(timeout=5)
+            writes.append(batch)
+
+        async def scenario() -> None:
+            committer = GroupCommitter(prepare, write, window=0, max_batch=100)
+            committer.start(asyncio.get_running_loop())
+            try:
+                first = committer.submit(0)
+                await asyncio.sleep(0.05)  # batch [0] is being written, and waits
+                later = []
+                for n in range(1, 31):
+                    later.append(committer.submit(n))
+                    if n % 10 == 0:
+                        await asyncio.sleep(0.01)  # the waiting batch prepares what came
+                release.set()
+                await asyncio.gather(first, *later)
+            finally:
+                committer.close()
+
+        run(scenario)
+        assert writes == [[0], list(range(1, 31))]
+        assert len(chunks) > 2  # [0], then the next batch in several pieces
+
     def test_slow_writes_keep_queue_order(self) -> None:
         """However long each write takes, batches are prepared and written in queue order."""
         prepared: list[int] = []
         written: list[int] = []
 
-        def prepare(items: Sequence[int]) -> Callable[[], None]:
+        def prepare(items: Sequence[int], batch: list[int] | None) -> list[int]:
             prepared.extend(items)
+            return [*(batch or []), *items]
 
-            def write() -> None:
-                time.sleep(0.002 * (items[0] % 3))  # uneven: a later write may be quicker
-                written.extend(items)
-
-            return write
+        def write(batch: list[int]) -> None:
+            time.sleep(0.002 * (batch[0] % 3))  # uneven: a later write may be quicker
+            written.extend(batch)
 
         async def scenario() -> None:
-            committer = GroupCommitter(prepare, window=0, max_batch=3)
+            committer = GroupCommitter(prepare, write, window=0, max_batch=3)
             committer.start(asyncio.get_running_loop())
             try:
                 for start in range(0, 120, 6):
@@ -272,13 +305,13 @@ class TestPipelining:
         """A batch whose preparation raises is prepared and written again item by item."""
         written: list[int] = []
 
-        def prepare(items: Sequence[int]) -> Callable[[], None]:
+        def prepare(items: Sequence[int], batch: list[int] | None) -> list[int]:
             if 7 in items:
                 raise ValueError("cannot seal 7")
-            return partial(written.extend, items)
+            return [*(batch or []), *items]
 
         async def scenario() -> list[object]:
-            committer = GroupCommitter(prepare, window=0.05, max_batch=16)
+            committer = GroupCommitter(prepare, written.extend, window=0.05, max_batch=16)
             committer.start(asyncio.get_running_loop())
             try:
                 return await asyncio.gather(
@@ -313,7 +346,7 @@ class TestLifecycle:
         """submit after close raises StoreError rather than queue an item that is never written."""
 
         async def scenario() -> None:
-            committer: GroupCommitter[int] = GroupCommitter.writing(
+            committer: GroupCommitter[int, list[int]] = GroupCommitter.writing(
                 ListWriter(), window=0, max_batch=1
             )
             committer.start(asyncio.get_running_loop())
@@ -325,7 +358,9 @@ class TestLifecycle:
 
     def test_submit_before_start_raises(self) -> None:
         """submit before start raises StoreError."""
-        committer: GroupCommitter[int] = GroupCommitter.writing(ListWriter(), window=0, max_batch=1)
+        committer: GroupCommitter[int, list[int]] = GroupCommitter.writing(
+            ListWriter(), window=0, max_batch=1
+        )
         with pytest.raises(StoreError):
             committer.submit(1)
         committer.close()

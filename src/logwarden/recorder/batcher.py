@@ -10,10 +10,12 @@ Two workers take turns so that preparing one batch overlaps writing the one befo
 write is mostly the database's own work, which runs without the GIL (SQLite's B-tree inserts
 and its fsync), and the preparation is Python, which needs it. One worker alone did the two
 one after the other: the recorder ran at 40% of the database's plain insert rate
-(bench/ingest.py). Batches are still collected, prepared and written in queue order, one at a
-time each: a worker collects and prepares under one lock, and writes when the batch before
-its own is written. At low load this costs nothing: the worker that takes a record writes it
-too, with no hand-over between threads.
+(bench/ingest.py). While one worker writes, the other takes what is queued, prepares it, and
+goes on taking and preparing what comes until the write is done: its batch is as large as one
+thread's would be (everything that came during the write), and mostly prepared when due.
+Batches are still taken, prepared and written in queue order, one at a time each. At low load
+this costs nothing: the worker that takes a record writes it too, with no hand-over between
+threads.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Generic, TypeVar
 
 from logwarden.errors import StoreError
@@ -32,31 +33,36 @@ from logwarden.errors import StoreError
 __all__ = ["GroupCommitter"]
 
 Item = TypeVar("Item")
+Prepared = TypeVar("Prepared")
 log = logging.getLogger("logwarden.recorder")
 
 _STOP = object()
 _WORKERS = 2  # one prepares while the other writes; a third would only wait for its turn
+_GATHER_INTERVAL = 0.001  # s: how often a batch waiting for its turn prepares what came, at least
 
-Prepare = Callable[[Sequence[Item]], Callable[[], None]]
 
-
-class GroupCommitter(Generic[Item]):
+class GroupCommitter(Generic[Item, Prepared]):
     """Commits submitted items in batches.
 
-    ``prepare(items)`` runs in queue order, one batch at a time, and returns the function that
-    writes them; the writes run one at a time in the same order, each possibly beside the
-    next batch's ``prepare``. ``writing(write, ...)`` is the committer with nothing to prepare.
+    ``prepare(items, prepared)`` prepares more items of a batch: into ``prepared``, what it
+    returned for the batch's earlier items, or from nothing (None). ``write(prepared)`` writes
+    a whole batch in one transaction. Batches are prepared and written in queue order, one at
+    a time each, and a batch keeps gathering (and preparing) what is queued until the batch
+    before it is written, so it is as large as with one thread. ``writing(write, ...)`` is the
+    committer of items that need no preparation.
     """
 
     def __init__(
         self,
-        prepare: Prepare[Item],
+        prepare: Callable[[Sequence[Item], Prepared | None], Prepared],
+        write: Callable[[Prepared], None],
         *,
         window: float,
         max_batch: int,
         name: str = "logwarden-group-commit",
     ) -> None:
         self._prepare = prepare
+        self._write = write
         self._window = window  # seconds
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[Item, asyncio.Future[None]] | object] = (
@@ -80,9 +86,16 @@ class GroupCommitter(Generic[Item]):
     @classmethod
     def writing(
         cls, write: Callable[[Sequence[Item]], None], *, window: float, max_batch: int, **kw: str
-    ) -> GroupCommitter[Item]:
+    ) -> GroupCommitter[Item, list[Item]]:
         """The committer of a ``write(items)`` that needs no preparation."""
-        return cls(lambda items: partial(write, items), window=window, max_batch=max_batch, **kw)
+        committer: GroupCommitter[Item, list[Item]] = GroupCommitter(
+            lambda items, batch: [*(batch or ()), *items],
+            write,
+            window=window,
+            max_batch=max_batch,
+            **kw,
+        )
+        return committer
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -116,60 +129,79 @@ class GroupCommitter(Generic[Item]):
                 if not batch:
                     continue
                 turn, self._taken = self._taken, self._taken + 1
-                items = [item for item, _ in batch]
-                with self._preparing:
-                    write = self._attempt(partial(self._prepare, items))
-            with self._turn:
-                self._turn.wait_for(lambda: self._written == turn)  # noqa: B023 - called here
+                prepared = self._gather(batch, turn)
             try:
-                self._commit(batch, write)
+                self._commit(batch, prepared)
             finally:
                 with self._turn:
                     self._written += 1
                     self._turn.notify_all()
 
+    def _gather(
+        self, batch: list[tuple[Item, asyncio.Future[None]]], turn: int
+    ) -> Prepared | Exception:
+        """Prepare ``batch``, and go on taking and preparing what is queued until it is the
+        batch's turn to be written: while the batch before it is written, this one grows as
+        it would behind a single thread, and most of it is prepared by the time it is due."""
+        prepared = self._attempt(batch, None)
+        while True:
+            with self._turn:
+                due = self._turn.wait_for(
+                    lambda: self._written == turn,
+                    timeout=self._window or _GATHER_INTERVAL,
+                )
+            if not self._stopped and len(batch) < self._max_batch:
+                more: list[tuple[Item, asyncio.Future[None]]] = []
+                self._stopped = self._take_queued(more, self._max_batch - len(batch))
+                if more:
+                    batch += more
+                    if not isinstance(prepared, Exception):
+                        prepared = self._attempt(more, prepared)
+            if due:
+                return prepared
+
     def _collect(self) -> tuple[list[tuple[Item, asyncio.Future[None]]], bool]:
         first = self._queue.get()
         if first is _STOP:
             return [], True
-        batch = [first]
-        stopping = self._take_queued(batch)
+        batch: list[tuple[Item, asyncio.Future[None]]] = [first]  # type: ignore[list-item]
+        stopping = self._take_queued(batch, self._max_batch - 1)
         if not stopping and len(batch) < self._max_batch and self._window > 0:
             # One sleep for the window, then whatever came: not a wake-up per record, since
             # each wake-up must win the GIL back from the busy event loop (up to the 5 ms
             # switch interval), and the records of the batch would wait for every one.
             time.sleep(self._window)
-            stopping = self._take_queued(batch)
-        return batch, stopping  # type: ignore[return-value]  # entries are (item, future)
+            stopping = self._take_queued(batch, self._max_batch - len(batch))
+        return batch, stopping
 
-    def _take_queued(self, batch: list[object]) -> bool:
-        """Move what is queued now into ``batch``, up to the batch size; True at ``_STOP``."""
-        while len(batch) < self._max_batch:
+    def _take_queued(self, into: list[tuple[Item, asyncio.Future[None]]], room: int) -> bool:
+        """Move up to ``room`` records queued now into ``into``; True at ``_STOP``."""
+        for _ in range(room):
             try:
                 entry = self._queue.get_nowait()
             except queue.Empty:
                 return False
             if entry is _STOP:
                 return True
-            batch.append(entry)
+            into.append(entry)  # type: ignore[arg-type]  # anything else is (item, future)
         return False
 
-    @staticmethod
-    def _attempt(prepare: Callable[[], Callable[[], None]]) -> Callable[[], None] | Exception:
+    def _attempt(
+        self, batch: list[tuple[Item, asyncio.Future[None]]], prepared: Prepared | None
+    ) -> Prepared | Exception:
         try:
-            return prepare()
+            with self._preparing:
+                return self._prepare([item for item, _ in batch], prepared)
         except Exception as exc:  # the batch is written item by item instead
             return exc
 
     def _commit(
-        self,
-        batch: list[tuple[Item, asyncio.Future[None]]],
-        write: Callable[[], None] | Exception,
+        self, batch: list[tuple[Item, asyncio.Future[None]]], prepared: Prepared | Exception
     ) -> None:
         try:
-            if isinstance(write, Exception):
-                raise write
-            write()
+            if isinstance(prepared, Exception):
+                raise prepared
+            self._write(prepared)
             outcomes: list[BaseException | None] = [None] * len(batch)
         except Exception as exc:
             log.warning(
@@ -183,8 +215,8 @@ class GroupCommitter(Generic[Item]):
         # One bad record (a bug, a constraint) must not cost the other records of its batch.
         try:
             with self._preparing:
-                write = self._prepare([item])
-            write()
+                prepared = self._prepare([item], None)
+            self._write(prepared)
         except Exception as exc:
             log.error("a record could not be written: %s", exc)
             return exc if isinstance(exc, StoreError) else StoreError(str(exc))

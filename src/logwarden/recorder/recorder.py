@@ -10,10 +10,9 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol
 
 from logwarden.audit.entries import digest, entry, metadata_commitment, sha256_hex
@@ -211,8 +210,8 @@ class Recorder:
         self._days: dict[str, int] = {}
         self._last_seq: dict[str, int] = {}
         self._preserved: set[str] = set()
-        self._committer: GroupCommitter[_Record] = GroupCommitter(
-            self._prepare, window=window, max_batch=max_batch
+        self._committer: GroupCommitter[_Record, WriteBatch] = GroupCommitter(
+            self._prepare, self._write, window=window, max_batch=max_batch
         )
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -287,12 +286,12 @@ class Recorder:
 
     # These two run on the committer's threads: sealing there keeps the crypto off the event
     # loop. A batch is prepared while the one before it is written (recorder/batcher.py).
-    def _prepare(self, records: Sequence[_Record]) -> Callable[[], None]:
+    def _prepare(self, records: Sequence[_Record], batch: WriteBatch | None) -> WriteBatch:
         self._make_keys([r for r in records if type(r) is _SessionStart])
-        batch = WriteBatch()
+        batch = WriteBatch() if batch is None else batch
         for record in records:
             self._add(batch, record)
-        return partial(self._write, batch)
+        return batch
 
     def _write(self, batch: WriteBatch) -> None:
         self._store.write(batch)
