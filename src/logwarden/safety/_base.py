@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from logwarden.safety.normalize import DIGIT_WORDS, Normalized, spell_digits
@@ -44,13 +44,25 @@ class Finding:
         }
 
 
+# A frozen dataclass's ``__init__`` sets every field through ``object.__setattr__``, which
+# costs about as much as the rest of building a finding. ``Message.finding`` makes one per
+# candidate, so it sets the slots through their descriptors instead: the same object (equal,
+# hashable, frozen to anyone who assigns), built in half the time.
+_new_object = object.__new__
+# (Unpacked by name: a field added to Finding makes this line fail at import.)
+_set_kind, _set_start, _set_end, _set_confidence, _set_reason = (
+    getattr(Finding, field.name).__set__ for field in fields(Finding)
+)
+
+
 class Message:
     """One message being scanned: its views, and cheap facts that let rules skip work.
 
-    Every rule's ``wants`` runs on every message, so the facts they read are computed here,
-    once, up front: two passes of ``bytes.translate`` over the view (together about the cost
-    of a single regex search) give its words, its digit count and whether it has leetspeak,
-    and ``wants`` costs an attribute read or a set lookup. What few messages need, the
+    The detector asks every rule's ``wants`` about almost every message (all but plain words
+    without a cue word, ``plain``), so the facts they read are computed here, once, up front:
+    two passes of ``bytes.translate`` over the view (together about the cost of a single
+    regex search) give its words, its digit count, whether it has leetspeak and whether it is
+    plain, and ``wants`` costs an attribute read or a set lookup. What few messages need, the
     leetspeak readings and the view with digit words spelled as digits, is built when asked.
     """
 
@@ -61,6 +73,7 @@ class Message:
         "leet",
         "max_digits",
         "original",
+        "plain",
         "text",
         "view",
         "words",
@@ -75,8 +88,9 @@ class Message:
         # The runs of ASCII letters in the view ("i'm" gives "i" and "m").
         self.words = words = frozenset(runs)
         # The view by class of character: letters "a", digits "0", the symbols that stand for
-        # letters in leetspeak ("@", "$", "|") "1", anything else " ". A character outside
-        # ASCII is anything else: it separates what is on either side of it.
+        # letters in leetspeak ("@", "$", "|") "1", the other symbols rules look for ("#",
+        # ":", "/", ".") "2", anything else " ". A character outside ASCII is anything else:
+        # it separates what is on either side of it.
         spaced = raw if len(raw) == len(text) else text.encode("ascii", "replace")
         # (A str: "in" on bytes costs several times more.)
         classes = spaced.translate(_CLASSES).decode()
@@ -92,13 +106,18 @@ class Message:
         self.leet = (digit_count > 0 or "1" in classes) and (
             "a0" in classes or "0a" in classes or "a1" in classes or "1a" in classes
         )
+        # Whether the view is plain words, as most chat is: ASCII only, no digit or digit
+        # word, no leetspeak and none of the symbols above. A rule wants a plain message only
+        # if it has one of the rule's ``cue_words``.
+        self.plain = (
+            self.max_digits == 0
+            and spaced is raw
+            and not self.leet
+            and "1" not in classes
+            and "2" not in classes
+        )
         self._leet_words: frozenset[str] | None = None
         self._digits: Normalized | None = None
-
-    @property
-    def has_digit(self) -> bool:
-        """Whether the view has an ASCII digit."""
-        return self.digit_count > 0
 
     @property
     def leet_words(self) -> frozenset[str]:
@@ -106,7 +125,7 @@ class Message:
 
         Only for deciding which rules to run: the rules themselves match leetspeak with
         ``normalize.leet`` patterns and never read this folded text. Built when first asked
-        for: most messages that have leetspeak (every email address is "a@b") never are.
+        for: a message whose words name what a rule looks for never is.
         """
         if self._leet_words is None:
             self._leet_words = frozenset()
@@ -140,7 +159,13 @@ class Message:
         # At most 0.99, to two decimals. Confidences are sums of hundredths, so this is
         # round(x, 2), which formats the float in decimal first and costs several times more.
         confidence = round(confidence * 100) / 100 if confidence < 0.99 else 0.99
-        return Finding(kind, start, end, confidence, reason)
+        finding: Finding = _new_object(Finding)  # Finding(kind, start, …), built faster
+        _set_kind(finding, kind)
+        _set_start(finding, start)
+        _set_end(finding, end)
+        _set_confidence(finding, confidence)
+        _set_reason(finding, reason)
+        return finding
 
 
 def _byte_table(keep: bytes, *, other: int = 32) -> bytes:
@@ -155,9 +180,11 @@ _LEET_LETTERS = bytes(
     else {64: 97, 36: 115, 124: 108}.get(c, 32)
     for c in range(256)
 )  # fmt: skip
-# Letters "a", digits "0", the symbols that stand for letters "1", everything else " ".
+# Letters "a", digits "0", the symbols that stand for letters "1", the other symbols rules
+# look for "2", everything else " ".
 _CLASSES = bytes(
-    97 if c in _LOWER else 48 if c in b"0123456789" else 49 if c in b"@$|" else 32
+    97 if c in _LOWER else 48 if c in b"0123456789" else 49 if c in b"@$|"
+    else 50 if c in b"#:/." else 32
     for c in range(256)
 )  # fmt: skip
 # Digits "0", the letters typed for them ("415 555 O1OO") "o", everything else " ".
@@ -174,6 +201,10 @@ class Rule(Protocol):
     """A detector for one kind of personal information."""
 
     kind: str
+    # The words that a plain message (``Message.plain``) needs for ``wants`` to say yes: a
+    # plain message without any of them interests the rule in no way, and the detector does
+    # not ask it. Empty for a rule that wants no plain message (one that reads numbers).
+    cue_words: frozenset[str]
 
     def wants(self, message: Message) -> bool:
         """False only when the rule cannot find anything in ``message`` (cheap to ask)."""

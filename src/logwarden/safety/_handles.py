@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 from logwarden.safety._base import Finding, Message
 from logwarden.safety._patterns import alternation, wordset
+from logwarden.safety._starts import gated
 
 __all__ = ["HandleRule"]
 
@@ -64,7 +65,7 @@ def _aliases(*, with_x: bool) -> str:
 
 # Every platform name, "x" included ("follow me on x"); which forms accept "x" is decided
 # per form below, because a lone "x" is mostly not Twitter.
-_ALIAS_RE = re.compile(rf"(?<![\w@])(?P<alias>{_aliases(with_x=True)})(?![\w])")
+_ALIAS_RE = gated(rf"(?<![\w@])(?P<alias>{_aliases(with_x=True)})(?![\w])")
 # The first word of every alias, for a cheap test before any regex runs.
 _ALIAS_WORDS = frozenset(w.split()[0] for w in _PLATFORMS if w.isascii())
 # Platforms that are also verbs: "snap me at name", "kik me name".
@@ -110,6 +111,9 @@ _SEPARATOR_CHARS = re.compile(rf"[:=\-{_ARROWS}]")
 _INVITE_PREPOSITIONS = frozenset({"on", "at", "in", "via", "thru", "through", "over"})
 
 _MENTION = re.compile(r"(?<![\w@.])@[a-z0-9_](?:[a-z0-9_.]{0,28}[a-z0-9_])?(?![\w@]|\.[a-z])")
+# An "@" that a handle can come from: a lone one (``_LONE_AT``) or one where a mention could
+# start (``_MENTION``). Written from the "@" on, so the engine jumps from "@" to "@".
+_LOOSE_AT = re.compile(r"@(?:(?<![\w@.]@)|(?![\w]))")
 _DISCORD_TAG = re.compile(r"(?<![\w#@])[a-z0-9_.]{2,32}#\d{4}(?![\w])")
 _REDDIT = re.compile(r"(?<![\w/])u/[a-z0-9_\-]{3,20}(?![\w\-])")
 _TIME_LIKE = re.compile(r"\d{1,2}(?::\d\d)?(?:am|pm)?|\d+(?:st|nd|rd|th|k|m|s)?")
@@ -209,21 +213,23 @@ class HandleRule:
     """Usernames on social and messaging platforms, offered with a cue that says so."""
 
     kind = "handle"
+    cue_words = _ALIAS_WORDS  # without "@", "#" or "u/", only a platform name cues one
 
     def wants(self, message: Message) -> bool:
         text = message.text
-        return (
-            "@" in text
-            or "#" in text
-            or "u/" in text
-            or "👻" in text
-            or message.mentions(_ALIAS_WORDS)
-        )
+        if message.mentions(_ALIAS_WORDS) or "👻" in text or "#" in text or "u/" in text:
+            return True
+        # An "@" inside an email address ("jake@example.com") gives ``find`` nothing to read:
+        # only a lone "@" or one that starts a word can (``_LOOSE_AT``). Asking here spares
+        # the rule's whole search to most messages with an "@", which are email addresses.
+        return "@" in text and _LOOSE_AT.search(text) is not None
 
     def find(self, message: Message) -> Iterator[Finding]:
         text = message.text
         if message.mentions(_ALIAS_WORDS) or "👻" in text or _LONE_AT.search(text):
-            for m in _ALIAS_RE.finditer(message.text):
+            pos = 0
+            while (m := _ALIAS_RE.search(text, pos)) is not None:
+                pos = m.end()
                 if (finding := self._around(message, m)) is not None:
                     yield finding
         if "@" in text or "#" in text or "u/" in text:
@@ -302,16 +308,22 @@ class HandleRule:
         """Handles recognisable by their own shape: @name, name#1234, u/name."""
         text = message.view.text
         if "@" in text:
-            for m in _MENTION.finditer(text):
+            pos = 0
+            while (m := _MENTION.search(text, pos)) is not None:
+                pos = m.end()
                 if _acceptable(m.group(), strong=True):
                     yield self._finding(message, m.start(), m.end(), 0.7, "an @username")
         if "#" in text:
-            for m in _DISCORD_TAG.finditer(text):
+            pos = 0
+            while (m := _DISCORD_TAG.search(text, pos)) is not None:
+                pos = m.end()
                 if _acceptable(m.group(), strong=True):
                     reason = "a Discord username with its number tag"
                     yield self._finding(message, m.start(), m.end(), 0.75, reason)
         if "u/" in text:
-            for m in _REDDIT.finditer(text):
+            pos = 0
+            while (m := _REDDIT.search(text, pos)) is not None:
+                pos = m.end()
                 yield self._finding(message, m.start(), m.end(), 0.8, "a Reddit username")
 
     @staticmethod

@@ -31,7 +31,9 @@ __all__ = [
 NUMBER_START = r"(?<![\w.,/$€£¥#@+\-])"
 NUMBER_END = r"(?![\w%$€£¥]|[.,]\d)"
 _NON_DIGITS = re.compile(r"\D+")
-_NON_DIGIT_BYTES = bytes(c for c in range(256) if not 48 <= c <= 57)
+# Every byte but a digit as a space: translating with a table (and dropping the spaces) costs
+# two-thirds of deleting 246 bytes with ``translate``, which builds its table on every call.
+_DIGITS_OR_SPACE = bytes(c if 48 <= c <= 57 else 32 for c in range(256))
 
 # Words that, shortly before a number, make it something else (a code, an order, a level).
 NOT_CONTACT_WORDS = wordset(
@@ -53,8 +55,10 @@ NUMBER_NOT_CONTACT = re.compile(
 
 def digits_of(raw: str) -> str:
     """The digits of ``raw``, without its separators."""
-    if raw.isascii():  # always, in a view; deleting bytes costs a third of a regex ``sub``
-        return raw.encode("ascii").translate(None, _NON_DIGIT_BYTES).decode("ascii")
+    if raw.isascii():  # always, in a view: bytes cost a fifth of a regex ``sub``
+        if raw.isdigit():  # a bare run of digits, as most candidates are
+            return raw
+        return raw.encode("ascii").translate(_DIGITS_OR_SPACE).replace(b" ", b"").decode("ascii")
     return _NON_DIGITS.sub("", raw)
 
 
@@ -80,8 +84,10 @@ class CardRule:
     """Payment card numbers: a known issuer prefix, a card length and a valid Luhn digit."""
 
     kind = "card"
+    cue_words: frozenset[str] = frozenset()  # every number has a digit or a digit word
 
-    _CANDIDATE = re.compile(rf"{NUMBER_START}\d(?:[ ,.\-]{{0,3}}\d){{12,18}}{NUMBER_END}")
+    # A digit, or separators and a digit, per step: the digit first, as in the phone rule.
+    _CANDIDATE = re.compile(rf"{NUMBER_START}\d(?:\d|[ ,.\-]{{1,3}}\d){{12,18}}{NUMBER_END}")
     # Visa, Mastercard (51-55, 2221-2720), Amex, Diners, Discover, JCB, UnionPay.
     _ISSUER = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|22)|35|62")
     _GROUPED = re.compile(r"\d{4}(?:([ \-])\d{4}){2}\1\d{1,7}|\d{4}([ \-])\d{6}\2\d{4,5}")
@@ -102,7 +108,9 @@ class CardRule:
 
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.digits
-        for m in self._CANDIDATE.finditer(view.text):
+        pos = 0
+        while (m := self._CANDIDATE.search(view.text, pos)) is not None:
+            pos = m.end()
             digits = digits_of(m.group())
             if not (13 <= len(digits) <= 19 and self._ISSUER.match(digits) and _luhn(digits)):
                 continue
@@ -126,6 +134,7 @@ class IpRule:
     """IPv4 and IPv6 addresses that could locate someone (not loopback, LAN or multicast)."""
 
     kind = "ip"
+    cue_words: frozenset[str] = frozenset()  # an address has digits or colons
 
     _DOT = rf"(?:\.|{SPOKEN_DOT})"
     _V4 = re.compile(
@@ -150,7 +159,9 @@ class IpRule:
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.digits
         text = view.text
-        for m in self._V4.finditer(text):
+        pos = 0
+        while (m := self._V4.search(text, pos)) is not None:
+            pos = m.end()
             octets = [int(g) for g in m.groups()]
             if max(octets) > 255 or not _v4_locates(octets):
                 continue
@@ -166,7 +177,9 @@ class IpRule:
             yield from self._find_v6(message, view)
 
     def _find_v6(self, message: Message, view: Normalized) -> Iterator[Finding]:
-        for m in self._V6.finditer(view.text):
+        pos = 0
+        while (m := self._V6.search(view.text, pos)) is not None:
+            pos = m.end()
             candidate = m.group()
             if candidate.count(":") < 2 or sum(c.isalnum() for c in candidate) < 3:
                 continue
@@ -179,7 +192,9 @@ class IpRule:
     def _locates(self, candidate: str) -> bool:
         """Whether the IPv6 address is one that could point at a person's connection."""
         try:
-            address = ipaddress.ip_address(candidate)
+            # Not ``ip_address``, which first fails to read it as IPv4 (it has colons), at a
+            # third of the cost of reading it.
+            address = ipaddress.IPv6Address(candidate)
         except ValueError:
             return False
         if address in self._DOCUMENTATION_V6:

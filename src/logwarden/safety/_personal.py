@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 
 from logwarden.safety._base import Finding, Message, context_before
 from logwarden.safety._patterns import alternation, wordset
+from logwarden.safety._starts import gated
 
 __all__ = ["AddressRule", "AgeRule"]
 
@@ -42,6 +43,7 @@ class AddressRule:
     """Street addresses: a house number, one to three name words and a street type."""
 
     kind = "address"
+    cue_words: frozenset[str] = frozenset()  # a house number has digits
 
     _PATTERN = re.compile(
         r"(?<![\w.,$#/\-:])(?P<number>\d{1,6}[a-z]?(?:-\d{1,4})?)[ ]{1,2}"
@@ -67,7 +69,9 @@ class AddressRule:
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.view
         text = view.text
-        for m in self._PATTERN.finditer(text):
+        pos = 0
+        while (m := self._PATTERN.search(text, pos)) is not None:
+            pos = m.end()
             words = m["name"].split()
             if any(w.rstrip(".") in _NOT_STREET_NAME for w in words):
                 continue
@@ -177,6 +181,7 @@ _NUMBER_WORDS = frozenset(_TEEN_WORDS + _CHILD_WORDS)
 # "i'm" gives "m", "i am" gives "am", "i'll be" gives "ll": "i" alone is too common to gate on.
 _STATED_WORDS = wordset("m im am iam ima ll age aged asl turning turned")
 _UNIT_WORDS = wordset("yo y yr yrs year years old")
+_CUE_WORDS = _STATED_WORDS | _UNIT_WORDS
 _GRADE_WORDS = wordset(
     """
     grade grader graders year yr freshman sophomore junior senior school schooler schoolers
@@ -196,9 +201,11 @@ class AgeRule:
     """A participant saying they are a minor: their age, school grade or school."""
 
     kind = "age"
+    # Ages and grades have a number in them (a digit or a digit word); schools do not.
+    cue_words = _GRADE_WORDS
 
     # "im 13", "i'm only fourteen", "i just turned 15", "age: 15", "asl 14 m"
-    _STATED = re.compile(
+    _STATED = gated(
         rf"\b(?:{_I_AM}{_HEDGE}|(?:i[ ]{{1,2}})?(?:just[ ]{{1,2}})?turned|i'?ll be|im turning"
         rf"|i'?m turning|turning|age|aged|my age is|asl)[ ]{{0,2}}[:=\-]?[ ]{{0,2}}"
         rf"{_AGE_NUMBER}(?![\w])(?P<unit>{_YEARS_OLD}|{_SEX})?"
@@ -217,7 +224,7 @@ class AgeRule:
         rf"|^[ ]*(?P<numbered>{_NUMBERED_GRADE}|(?:middle|high)[ ]?schooler(?![\w])))"
     )
     # "i go to lincoln middle school", "im at westfield high", "my school is oak academy"
-    _SCHOOL = re.compile(
+    _SCHOOL = gated(
         r"\b(?:i[ ]{1,2}(?:go|goes)[ ]{1,2}to|i[ ]{1,2}attend|(?:i'?m|i am)[ ]{1,2}(?:at|in)"
         r"|(?:i'?m|i am)[ ]{1,2}(?:an?[ ]{1,2})?(?:freshman|sophomore|junior|senior|student"
         r"|(?:1[0-2]|[1-9])(?:st|nd|rd|th)[ ]?grader)[ ]{1,2}(?:at|in)"
@@ -236,44 +243,61 @@ class AgeRule:
         # Every other form has a number in it (what ``find`` calls ``numbers``).
         if not (message.digit_count > 0 or message.mentions(_NUMBER_WORDS)):
             return False
-        cued = not words.isdisjoint(_STATED_WORDS) or not words.isdisjoint(_UNIT_WORDS)
-        return cued or self._leads_with_number(message)
+        if not words.isdisjoint(_CUE_WORDS):
+            return True
+        # What is left is an "asl" answer ("14 m"), which ``find`` looks for where the text
+        # says "asl" and otherwise only at the start of a message that starts with a number.
+        # Most such messages are something else (a phone number, an address, a card): their
+        # start is read here, as ``find`` would read it, and they are spared the rest of it.
+        text = message.text
+        if "asl" in text:
+            return True
+        return self._leads_with_number(message) and self._ASL.match(text) is not None
 
     def find(self, message: Message) -> Iterator[Finding]:
         view = message.view
         text = view.text
         words = message.words
-        numbers = message.has_digit or message.mentions(_NUMBER_WORDS)
-        if numbers and not words.isdisjoint(_STATED_WORDS):
-            for m in self._STATED.finditer(text):
-                if (finding := self._stated(message, m)) is not None:
-                    yield finding
-        asl = "asl" in words or self._leads_with_number(message)
-        unit = not words.isdisjoint(_UNIT_WORDS)
-        for matches, wanted in ((self._UNIT_AGE.finditer, unit), (self._asl_answers, asl)):
-            if not (numbers and wanted):
-                continue
-            for m in matches(text):
-                start = m.start("n")
-                if _age_value(m["n"]) >= 18 or self._about_someone_else(text, start):
-                    continue
-                if _DETERMINED.search(text, max(0, start - 8), start):
-                    continue  # "my 12 yo brother", "a 13 year old kid"
-                reason = "a participant stating an age under 18"
-                yield message.finding(view, self.kind, start, m.end(), 0.9, reason)
+        if message.digit_count > 0 or message.mentions(_NUMBER_WORDS):
+            if not words.isdisjoint(_STATED_WORDS):
+                pos = 0
+                while (m := self._STATED.search(text, pos)) is not None:
+                    pos = m.end()
+                    if (finding := self._stated(message, m)) is not None:
+                        yield finding
+            if not words.isdisjoint(_UNIT_WORDS):
+                yield from self._with_unit(message, self._UNIT_AGE.finditer(text))
+            if "asl" in words or self._leads_with_number(message):
+                yield from self._with_unit(message, self._asl_answers(text))
         if words.isdisjoint(_GRADE_WORDS):
             return
-        for m in self._GRADE_STATED.finditer(text):
+        pos = 0
+        while (m := self._GRADE_STATED.search(text, pos)) is not None:
+            pos = m.end()
             start = m.start("grade") if m["grade"] is not None else m.start("numbered")
             if self._about_someone_else(text, start) or not self._own_grade(text, m.end()):
                 continue
             reason = "a participant stating their school grade"
             yield message.finding(view, self.kind, start, m.end(), 0.8, reason)
-        for m in self._SCHOOL.finditer(text):
+        pos = 0
+        while (m := self._SCHOOL.search(text, pos)) is not None:
+            pos = m.end()
             if not m.group().startswith(("i", "my")) and self._about_someone_else(text, m.start()):
                 continue  # "my brother is in 9th grade at Maple High"
             reason = "a participant naming the school they go to"
             yield message.finding(view, self.kind, m.start("school"), m.end(), 0.85, reason)
+
+    def _with_unit(self, message: Message, matches: Iterable[re.Match[str]]) -> Iterator[Finding]:
+        """The ages of ``matches`` ("13 yo", "14 m"), where they are the speaker's own."""
+        text = message.text
+        for m in matches:
+            start = m.start("n")
+            if _age_value(m["n"]) >= 18 or self._about_someone_else(text, start):
+                continue
+            if _DETERMINED.search(text, max(0, start - 8), start):
+                continue  # "my 12 yo brother", "a 13 year old kid"
+            reason = "a participant stating an age under 18"
+            yield message.finding(message.view, self.kind, start, m.end(), 0.9, reason)
 
     def _asl_answers(self, text: str) -> Iterable[re.Match[str]]:
         """The matches of ``_ASL`` in ``text``.

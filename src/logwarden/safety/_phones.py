@@ -66,10 +66,14 @@ class PhoneRule:
     """Phone numbers: national or international, formatted, spaced out or spelled as words."""
 
     kind = "phone"
+    cue_words: frozenset[str] = frozenset()  # every number has a digit or a digit word
 
     _SEP = r"(?:[ ]{0,2}[\-.)(][ ]{0,2}|[ \t]{1,3}|,[ ]{1,2})"
+    # Each step is a digit, or a separator and a digit. No separator starts with a digit, so
+    # the two never both match, and trying the digit first (most steps are one) spares the
+    # engine three failed separators a digit: a fifth of the cost of this scan.
     _CANDIDATE = re.compile(
-        rf"{NUMBER_START}(?P<plus>\+[ ]?|00[ ]?)?\(?\d(?:{_SEP}?\d){{5,19}}{NUMBER_END}"
+        rf"{NUMBER_START}(?P<plus>\+[ ]?|00[ ]?)?\(?\d(?:\d|{_SEP}\d){{5,19}}{NUMBER_END}"
     )
     # Layouts people use for phone numbers; a match adds confidence.
     _LAYOUT = re.compile(
@@ -105,6 +109,16 @@ class PhoneRule:
                 raise ValueError(f"unknown phone region {code!r}: use ISO 3166 codes like 'US'")
             by_code.setdefault(meta.country_code, []).append(meta)
         self._plans = [_NumberingPlan.load(code, metas) for code, metas in by_code.items()]
+        # Every way of writing a national number, of every plan, in one flat tuple (prefix,
+        # whether it is written in full, the plan's lengths, its validity check): ``_check``
+        # reads bare digits in one loop instead of asking each plan in turn, which costs a
+        # call and a tuple per plan, most of the check for digits no plan accepts.
+        self._readings = tuple(
+            (prefix, in_full, plan.lengths, plan.is_valid)
+            for plan in self._plans
+            for prefix, in_full in plan.prefixes
+        )
+        self._local_lengths = frozenset().union(*(plan.local_lengths for plan in self._plans))
         # Numbers written with "+" are mostly of these countries: compile their plans now
         # (+1 has 25 regions, about 40 ms) rather than while a chat message waits.
         for country_code in by_code:
@@ -119,7 +133,9 @@ class PhoneRule:
         text = message.text
         cued = message.mentions(_PHONE_CUE_WORDS) or "#" in text or "no." in text
         blocked = message.mentions(NOT_CONTACT_WORDS)
-        for m in self._CANDIDATE.finditer(view.text):
+        pos = 0
+        while (m := self._CANDIDATE.search(view.text, pos)) is not None:
+            pos = m.end()
             digits = digits_of(m.group())
             finding = self._judge(message, view, m, digits, cued=cued, blocked=blocked)
             if finding is not None:
@@ -127,11 +143,19 @@ class PhoneRule:
             elif len(digits) > 11:
                 # "202-555-0143 415-555-0199": two numbers with only a space between them
                 # are one run of digits; try the phone-shaped parts of the run on their own.
-                for part in self._LAYOUT_PART.finditer(view.text, m.start(), m.end()):
-                    digits = digits_of(part.group())
-                    finding = self._judge(message, view, part, digits, cued=cued, blocked=blocked)
-                    if finding is not None:
-                        yield finding
+                yield from self._parts(message, view, m, cued=cued, blocked=blocked)
+
+    def _parts(
+        self, message: Message, view: Normalized, run: re.Match[str], *, cued: bool, blocked: bool
+    ) -> Iterator[Finding]:
+        """The phone numbers among the phone-shaped parts of a run of digits."""
+        pos, end = run.span()
+        while (part := self._LAYOUT_PART.search(view.text, pos, end)) is not None:
+            pos = part.end()
+            digits = digits_of(part.group())
+            finding = self._judge(message, view, part, digits, cued=cued, blocked=blocked)
+            if finding is not None:
+                yield finding
 
     def _judge(
         self,
@@ -200,21 +224,27 @@ class PhoneRule:
             number = digits.removeprefix("00")
             answer = _check_international(number)
             return answer if answer is not None else _check_with_phonenumbers(number)
+        # Valid if any plan reads the digits, in full, as a valid national number; possible if
+        # any reads them as a number of a possible length, or they are one dialled locally.
         possible = False
-        for plan in self._plans:
-            valid, possible_here = plan.check(digits)
-            if valid:
-                return True, True
-            possible = possible or possible_here
-        return False, possible
+        for prefix, in_full, lengths, is_valid in self._readings:
+            if not digits.startswith(prefix) or (not prefix and digits[0] == "0"):
+                continue
+            national = digits[len(prefix) :]
+            if len(national) in lengths and national[0] != "0":
+                if in_full and is_valid(national):
+                    return True, True
+                possible = True
+        return False, possible or len(digits) in self._local_lengths
 
 
 def _last_end(pattern: re.Pattern[str], text: str, start: int, *, width: int) -> int:
     """Where the last match of ``pattern`` in the ``width`` characters before ``start`` ends,
     or -1."""
     end = -1
-    for m in pattern.finditer(text, max(0, start - width), start):
-        end = m.end()
+    pos = max(0, start - width)
+    while (m := pattern.search(text, pos, start)) is not None:
+        pos = end = m.end()
     return end
 
 
@@ -318,19 +348,6 @@ class _NumberingPlan:
             if plan.is_valid(national):
                 return True
         return False
-
-    def check(self, digits: str) -> tuple[bool, bool]:
-        """(valid, possible) for bare digits, in any of the ways of writing them."""
-        possible = len(digits) in self.local_lengths
-        for prefix, in_full in self.prefixes:
-            if not digits.startswith(prefix) or (not prefix and digits[0] == "0"):
-                continue
-            national = digits[len(prefix) :]
-            if len(national) in self.lengths and national[0] != "0":
-                if in_full and self.is_valid(national):
-                    return True, True
-                possible = True
-        return False, possible
 
 
 def _check_international(number: str) -> tuple[bool, bool] | None:
