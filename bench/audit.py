@@ -456,6 +456,7 @@ def build_and_verify(backend: Backend, o: Options) -> dict[str, Any]:
             store=store,
             vault=vault,
             retention=retention_for(store, keystore, audit),
+            audit=audit,
             window=0.001,
             max_batch=BIG_BATCH,
         )

@@ -182,13 +182,15 @@ async def record_all(recorder: Recorder, o: Options) -> None:
     await asyncio.gather(*in_flight)
 
 
-def retention_at(now_ms: int, *, store: SqlStore, keystore: KeyStore) -> Retention:
+def retention_at(
+    now_ms: int, *, store: SqlStore, keystore: KeyStore, audit: AuditLog | None = None
+) -> Retention:
     """The retention service with the default periods, its clock standing at ``now_ms``."""
     clock = FakeClock(now_ms)
     return Retention(
         store=store,
         keystore=keystore,
-        audit=AuditLog(store, signer=SigningKey.generate("bench.example/logwarden"), clock=clock),
+        audit=audit or audit_log(store, clock),
         policy=POLICY,
         clock=clock,
         report_window_ms=300_000,
@@ -196,13 +198,23 @@ def retention_at(now_ms: int, *, store: SqlStore, keystore: KeyStore) -> Retenti
     )
 
 
+def audit_log(store: SqlStore, clock: FakeClock) -> AuditLog:
+    return AuditLog(store, signer=SigningKey.generate("bench.example/logwarden"), clock=clock)
+
+
 def full_path(backend: Backend, o: Options) -> dict[str, float]:
     with backend.fresh() as (data_dir, store, _connect):
         keystore = KeyStore(data_dir / "keys")
         vault = Vault(load_key_file(data_dir / "keys"), keystore)
-        retention = retention_at(T0, store=store, keystore=keystore)
+        audit = audit_log(store, FakeClock(T0))
+        retention = retention_at(T0, store=store, keystore=keystore, audit=audit)
         recorder = Recorder(
-            store=store, vault=vault, retention=retention, window=0.001, max_batch=1024
+            store=store,
+            vault=vault,
+            retention=retention,
+            audit=audit,
+            window=0.001,
+            max_batch=1024,
         )
         batches: list[int] = []
         write = store.write

@@ -8,6 +8,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from logwarden import cli
 from logwarden.testing import serve_in_process
 
 
@@ -98,3 +101,49 @@ class TestServe:
         assert result.returncode == 1
         assert "unknown setting 'chat.max_mesage_chars'" in result.stderr
         assert str(config) in result.stderr
+
+
+class TestStoredValuesForPeople:
+    """What the commands print of a stored row, whatever SQLite handed back for it: the store
+    checks types, and the formatting does not rely on that."""
+
+    @pytest.mark.parametrize(
+        ("value", "shown"),
+        [
+            (1_764_061_200_000, "2025-11-25 09:00:00"),
+            ("abc", "'abc'"),
+            (b"A", "b'A'"),
+            (1.5, "1.5"),
+            (None, "None"),
+            (10**20, str(10**20)),
+            ("\x1b[2J", "'\\x1b[2J'"),
+        ],
+        ids=["time", "text", "bytes", "real", "null", "past-9999", "escape"],
+    )
+    def test_a_time_of_any_type_is_shown(self, value: object, shown: str) -> None:
+        """`_when` and `_utc` show a time, and anything that is not one as it is (a TypeError
+        for text or bytes before), with control characters inert."""
+        assert cli._when(value) == shown
+        assert cli._utc(value, seconds=True) == shown
+
+    @pytest.mark.parametrize(
+        ("value", "shown"),
+        [
+            ("message", "message"),
+            (b"A", "b'A'"),
+            (None, ""),
+            (7, "7"),
+            ("[bold]x\x1b", "[bold]x\\x1b"),
+        ],
+        ids=["text", "bytes", "null", "integer", "markup-and-escape"],
+    )
+    def test_a_cell_shows_any_value_as_text(self, value: object, shown: str) -> None:
+        """A table cell takes any stored value (Rich could not render bytes), as plain text:
+        no markup, no control character."""
+        cell = cli._cell(value)
+        assert cell.plain == shown and not cell.spans
+
+    def test_a_key_too_long_for_a_path_is_taken_as_a_key(self) -> None:
+        """`_key_text` with 300 characters and no "+": the text itself (OSError "File name too
+        long" before)."""
+        assert cli._key_text("k" * 300 + "\n") == "k" * 300

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from logwarden.config import Settings, load_settings
 from logwarden.errors import AuditVerificationError, LogwardenError
@@ -191,10 +192,10 @@ def sessions_list(
     for s in summaries:
         duration = "ongoing" if s.ended_at is None else f"{(s.ended_at - s.started_at) / 1000:.1f}s"
         table.add_row(
-            s.id,
+            _cell(s.id),
             _utc(s.started_at, seconds=True),
             duration,
-            s.end_reason or "",
+            _cell(s.end_reason),
             str(s.message_count),
             str(s.report_count),
         )
@@ -334,14 +335,16 @@ def sessions_hold(
 @sessions_app.command("release")
 def sessions_release(
     session_id: Annotated[str, typer.Argument(help="Session id.")],
+    reason: ReasonOption,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
     operator: OperatorOption = None,
 ) -> None:
     """Release a legal hold: the session's own retention applies again (what has expired
-    meanwhile is destroyed now)."""
+    meanwhile is destroyed now). The release is recorded with who and why."""
+    reason, who = _reason(reason), _operator(operator)
     with _retention(config, data_dir, None) as retention:
-        state = retention.release(session_id, by=_operator(operator))
+        state = retention.release(session_id, reason=reason, by=who)
     _require_session(state, session_id)
     out.print(f"released {session_id}", highlight=False)
 
@@ -366,17 +369,23 @@ def sessions_flag(
 
 @app.command()
 def purge(
-    data_dir: DataDirOption = None, config: ConfigOption = None, as_of: AsOfOption = None
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    as_of: AsOfOption = None,
+    operator: OperatorOption = None,
 ) -> None:
-    """Destroy every key whose retention has passed, then the rows they sealed."""
+    """Destroy every key whose retention has passed, then the rows they sealed. Each
+    destruction is recorded with who ran the purge and when it really happened: a purge
+    --as-of ahead of now is named by `audit verify` as a drill (run drills on a copy)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
+    who = _operator(operator)
     with (
         _retention(config, data_dir, as_of) as retention,
         Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err) as bar,
     ):
         task = bar.add_task("purging", total=None)
-        summary = retention.purge(progress=lambda step: bar.update(task, description=step))
+        summary = retention.purge(progress=lambda step: bar.update(task, description=step), by=who)
     table = Table("destroyed or deleted", "count", title=f"purge as of {_utc(summary.as_of)}")
     for cls, count in sorted(summary.buckets_destroyed.items()):
         table.add_row(f"bucket keys ({cls})", str(count))
@@ -620,8 +629,9 @@ def audit_verify(
 ) -> None:
     """Recompute the audit log from the store, check every signed checkpoint and the rows it
     covers; name the first entry that does not match. Exits 1 if anything does not."""
+    from logwarden.audit.log import read_alarm
     from logwarden.audit.verify import verify_log
-    from logwarden.datadir import AUDIT_ANCHOR_FILE
+    from logwarden.datadir import AUDIT_ALARM_FILE, AUDIT_ANCHOR_FILE
 
     try:
         settings = _settings(config, data_dir=data_dir)
@@ -631,9 +641,12 @@ def audit_verify(
         notes_read = [(anchor, _read_note(anchor, missing_ok=True))]
         notes_read += [(path, _read_note(path)) for path in checkpoints or []]
         anchors = [(str(path), note) for path, note in notes_read if note is not None]
+        alarm = read_alarm(settings.keys_dir / AUDIT_ALARM_FILE)
         store = _open_store(settings)
         try:
-            result = verify_log(store, verifier=verifier, origin=verifier.name, anchors=anchors)
+            result = verify_log(
+                store, verifier=verifier, origin=verifier.name, anchors=anchors, alarm=alarm
+            )
         finally:
             store.close()
     except LogwardenError as exc:
@@ -714,7 +727,9 @@ def audit_tail(
                 f"{k}={v}" for k, v in sorted(fields.items()) if k not in {"kind", "at", "session"}
             )
         )
-        table.add_row(str(row.idx), _when(row.at), row.kind, row.session_id or "", _inert(details))
+        table.add_row(
+            str(row.idx), _when(row.at), _cell(row.kind), _cell(row.session_id), _cell(details)
+        )
     Console(width=max(out.width, 140)).print(table)
 
 
@@ -731,12 +746,18 @@ def _raw(body: bytes, limit: int = 200) -> str:
     return body[:limit].decode("ascii", "backslashreplace") + ("…" if len(body) > limit else "")
 
 
-def _when(ms: int) -> str:
-    """A stored time for people; as it is when it is not a time (an altered row)."""
-    try:
-        return _utc(ms, seconds=True)
-    except (OverflowError, OSError, ValueError):
-        return str(ms)
+def _when(ms: object) -> str:
+    """A stored time for people, to the second; as it is when it is not a time (an altered
+    row)."""
+    return _utc(ms, seconds=True)
+
+
+def _cell(value: object) -> Text:
+    """A stored value in a table cell, whatever its type (SQLite stores any type in any
+    column), with no markup and no control character acting on the terminal."""
+    if value is None:
+        return Text("")
+    return Text(_inert(value if isinstance(value, str) else repr(value)))
 
 
 @audit_app.command("show")
@@ -864,6 +885,37 @@ def _write_output(path: Path, data: bytes) -> None:
     except OSError as exc:
         err.print(f"[bold red]error:[/] cannot write {path}: {exc.strerror}", highlight=False)
         raise typer.Exit(code=1) from None
+
+
+@audit_app.command("clear-alarm")
+def audit_clear_alarm(
+    reason: ReasonOption,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    operator: OperatorOption = None,
+) -> None:
+    """Let the signer sign again after it refused (keys/audit.alarm): run `audit verify` and
+    find out why first. The clearing is recorded in the log (who, why, the alarm), and a
+    checkpoint is signed if the log now extends the last one; if not, the alarm is raised
+    again."""
+    from logwarden.clock import SystemClock
+    from logwarden.datadir import open_audit
+
+    reason, who = _reason(reason), _operator(operator)
+    try:
+        settings = _settings(config, data_dir=data_dir)
+        store = _open_store(settings)
+        try:
+            audit = open_audit(settings, store=store, clock=SystemClock())
+            said = audit.alarm()
+            index = audit.clear_alarm(by=who, reason=reason)
+            out.print(f"cleared ({said}); recorded as entry {index}", highlight=False)
+            audit.checkpoint()
+        finally:
+            store.close()
+    except LogwardenError as exc:
+        raise _fail(exc) from None
+    out.print("the signer signs again", highlight=False)
 
 
 @audit_app.command("key")
@@ -1006,8 +1058,9 @@ def export_transcript(
     try:
         with os.fdopen(fd, "wb") as package_file:
             package = _export(session_id, config, data_dir, who=who, reason=reason)
+            data = _package_bytes(package)
             try:
-                package_file.write(package.to_zip())
+                package_file.write(data)
                 package_file.flush()
                 os.fsync(package_file.fileno())
             except OSError as exc:
@@ -1027,6 +1080,20 @@ def export_transcript(
         f"checkpoint of {package.checkpoint_size} entries",
         highlight=False,
     )
+
+
+def _package_bytes(package: Any) -> bytes:
+    """The package's zip; too large to be one ends the command (the export stays recorded:
+    the transcript was read)."""
+    try:
+        data: bytes = package.to_zip()
+    except LogwardenError as exc:
+        err.print(
+            f"[bold red]error:[/] {_inert(str(exc))} (the export is recorded in the audit log)",
+            highlight=False,
+        )
+        raise typer.Exit(code=1) from None
+    return data
 
 
 def _export(
@@ -1082,16 +1149,18 @@ def verify_transcript(
     """Check a package offline: any edited, reordered, added or dropped message fails, with
     the reason. Exits 1 if it does not verify, 3 if it holds together but its signer is not
     known (no --key or --data-dir: the package's own key was used)."""
-    from logwarden.audit.package import verify_package
+    from logwarden.audit.package import MAX_PACKAGE_BYTES, verify_package
     from logwarden.datadir import AUDIT_PUBLIC_FILE
 
     try:
-        data = package.read_bytes()
+        with package.open("rb") as f:
+            # No further than a package can be: /dev/zero or a huge file is refused, not read.
+            data = f.read(MAX_PACKAGE_BYTES + 1)
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {package}: {exc.strerror}") from None
     if key is None and data_dir is not None:
         key = str(data_dir / AUDIT_PUBLIC_FILE)
-        if not Path(key).is_file():
+        if not _is_file(Path(key)):
             raise typer.BadParameter(f"no verifier key at {key}", param_hint="--data-dir")
     try:
         result = verify_package(data, verifier_key=None if key is None else _key_text(key))
@@ -1122,11 +1191,24 @@ def verify_transcript(
 
 
 def _key_text(key: str) -> str:
+    """--key: the content of the file it names, or else the key itself."""
     path = Path(key)
-    if "+" not in key and path.is_file():
+    if "+" in key or not _is_file(path):
+        return key.strip()
+    try:
         with path.open("rb") as f:  # a key is one short line; read no more than a key file
             return f.read(4096).decode("ascii", errors="replace").strip()
-    return key.strip()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {key}: {exc.strerror}", param_hint="--key") from None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a string no file can be named (a key of over 255
+    characters makes is_file() raise "File name too long")."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _verifier_key(settings: Settings, key: str | None) -> Any:
@@ -1160,7 +1242,9 @@ def _retention(config: Path | None, data_dir: Path | None, as_of: str | None) ->
         store = _open_store(settings)
         keystore = open_keystore(settings)
         try:
-            audit = open_audit(settings, store=store, clock=clock)
+            # The audit log keeps the real clock: its signatures say when each entry was
+            # really made, which is how `audit verify` tells a drill from a purge that was due.
+            audit = open_audit(settings, store=store, clock=SystemClock())
             yield open_retention(settings, store=store, keystore=keystore, audit=audit, clock=clock)
             audit.checkpoint()  # what this command recorded is covered before it returns
         finally:
@@ -1247,8 +1331,15 @@ def _inert(text: str) -> str:
     return text.translate(_INERT)
 
 
-def _utc(ms: int, *, seconds: bool = False) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+def _utc(ms: object, *, seconds: bool = False) -> str:
+    """A time in ms since the epoch, in UTC; a value that is not one (a changed row: text,
+    bytes, a year past 9999) is shown as it is rather than stopping the command."""
+    if type(ms) is not int:
+        return _inert(repr(ms))[:80]
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ms)
     if seconds:
         return moment.strftime("%Y-%m-%d %H:%M:%S")
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -27,6 +27,7 @@ from logwarden.vault import KeyStore, Vault, create_key_file, load_key_file
 from logwarden.vault.keys import KEK_FILE_NAME, KEY_FILE_NAME
 
 __all__ = [
+    "AUDIT_ALARM_FILE",
     "AUDIT_ANCHOR_FILE",
     "AUDIT_KEY_FILE",
     "AUDIT_PUBLIC_FILE",
@@ -44,6 +45,7 @@ __all__ = [
 AUDIT_KEY_FILE = "audit.key"  # in keys/
 AUDIT_PUBLIC_FILE = "audit.pub"  # in the data directory: the verifier key, for anyone
 AUDIT_ANCHOR_FILE = "audit.last"  # in keys/: the last checkpoint signed, outside the database
+AUDIT_ALARM_FILE = "audit.alarm"  # in keys/: the signer's refusal, until an operator clears it
 
 
 def is_initialised(settings: Settings) -> bool:
@@ -161,6 +163,7 @@ def open_audit(settings: Settings, *, store: Store, clock: Clock) -> AuditLog:
         clock=clock,
         publishers=publishers,
         anchor_path=settings.keys_dir / AUDIT_ANCHOR_FILE,
+        alarm_path=settings.keys_dir / AUDIT_ALARM_FILE,
     )
 
 

@@ -171,7 +171,10 @@ class TestReadsAndActions:
         """Each moderation command leaves its entry, and the log still verifies."""
         server, session_id, _ = served
         assert run(server, "sessions", "hold", session_id, "--reason", "order 9").returncode == 0
-        assert run(server, "sessions", "release", session_id).returncode == 0
+        assert (
+            run(server, "sessions", "release", session_id, "--reason", "order 9 lifted").returncode
+            == 0
+        )
         flagged = run(server, "sessions", "flag", session_id, "--reason", "review R-3")
         assert flagged.returncode == 0, flagged.stderr
         entries = list(tail(server, 3))
@@ -429,6 +432,76 @@ class TestDamage:
         endless = on(copied, "audit", "verify", "--checkpoint", "/dev/zero")
         assert endless.returncode == 1
         assert "more than 64 KiB: not a checkpoint" in clean(endless)
+
+
+class TestRowsOfAnotherType:
+    """SQLite keeps whatever type a statement gives a value, so a changed row can hold text
+    where a time belongs or bytes where a name does: the commands name the table, the row and
+    the column (exit 1), never a traceback."""
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ("at = 'abc'", "its at holds text where an integer belongs"),
+            ("kind = x'41'", "its kind holds bytes where text belongs"),
+            ("session_id = x'41'", "its session_id holds bytes where text or NULL belongs"),
+        ],
+        ids=["at-text", "kind-bytes", "session-bytes"],
+    )
+    def test_an_entry_of_another_type_is_named(
+        self, copied: Path, change: str, message: str
+    ) -> None:
+        """An entry's time as text (a TypeError in the time's formatting before), its kind or
+        session as bytes (Rich could not render them): `audit tail` (table and JSON),
+        `audit show` and `audit verify` each name the entry and the column."""
+        last = size_of(copied) - 1
+        sql(copied, f"UPDATE audit_entries SET {change} WHERE idx = ?", last)  # noqa: S608
+        for args in (
+            ["audit", "tail", "-n", "3"],
+            ["audit", "tail", "-n", "3", "--json"],
+            ["audit", "show", str(last)],
+            ["audit", "verify"],
+        ):
+            result = on(copied, *args)
+            assert f"audit_entries row (idx {last}): {message}" in clean(result), args
+            assert result.returncode == 1, args
+
+    def test_a_session_id_of_bytes_is_named(self, copied: Path) -> None:
+        """A session row inserted with an id of bytes: `sessions list` (table and JSON) and
+        `audit verify` name it; before, Rich could not render it, JSON could not serialise
+        it, and verify could not sort it among the others."""
+        sql(
+            copied,
+            "INSERT INTO sessions (id, started_at, day, interests_sealed) "
+            "VALUES (x'41', 1, 0, x'00')",
+        )
+        for args in (["sessions", "list"], ["sessions", "list", "--json"], ["audit", "verify"]):
+            result = on(copied, *args)
+            assert "sessions row (id x'41'): its id holds bytes where text belongs" in clean(
+                result
+            ), args
+            assert result.returncode == 1, args
+
+    def test_a_body_cast_to_text_is_judged_as_its_bytes(self, copied: Path) -> None:
+        """An entry's body cast to text holds the same bytes: `audit show` proves it (a
+        TypeError before), and `audit verify` finds the log intact."""
+        last = size_of(copied) - 1
+        sql(copied, "UPDATE audit_entries SET body = CAST(body AS TEXT) WHERE idx = ?", last)
+        assert sql(copied, "SELECT typeof(body) FROM audit_entries WHERE idx = ?", last) == [
+            ("text",)
+        ]
+        shown = on(copied, "audit", "show", str(last))
+        assert shown.returncode == 0, clean(shown)
+        assert "the proof verifies" in shown.stdout
+        verified = on(copied, "audit", "verify")
+        assert verified.returncode == 0, clean(verified)
+
+    def test_a_key_too_long_for_a_path_is_a_malformed_key(self, copied: Path) -> None:
+        """`audit verify --key` with 300 characters and no "+": a malformed key (exit 1), not
+        OSError "File name too long" from looking for a file of that name."""
+        result = on(copied, "audit", "verify", "--key", "k" * 300)
+        assert "verifier key is not of the form" in clean(result)
+        assert result.returncode == 1
 
 
 class TestExportOrder:

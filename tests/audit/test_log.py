@@ -3,10 +3,12 @@ from several processes at once, and signed checkpoints with their publishers."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.server
 import logging
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -19,9 +21,10 @@ from hypothesis import strategies as st
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
 from logwarden.audit.authority import check_signature
-from logwarden.audit.entries import entry, parse_body
-from logwarden.audit.log import AuditLog, file_publisher, url_publisher, write_if_newer
+from logwarden.audit.entries import SIGNED, entry, parse_body
+from logwarden.audit.log import AuditLog, file_publisher, read_alarm, url_publisher, write_if_newer
 from logwarden.audit.proofs import verify_consistency, verify_inclusion
+from logwarden.audit.verify import verify_log
 from logwarden.clock import FakeClock
 from logwarden.errors import AuditVerificationError
 from logwarden.recorder.recorder import message_entry
@@ -388,6 +391,123 @@ class TestWitnessesCannotBeSilenced:
         assert path.read_bytes() == note
 
 
+class TestTheAlarm:
+    """A refusal to sign is tamper evidence that outlives the process: the signer stops until
+    an operator clears it with a reason, which the log records (review 7, A2)."""
+
+    def signer(self, store: SqlStore, tmp_path: Path) -> AuditLog:
+        return AuditLog(
+            store,
+            signer=SIGNER,
+            clock=FakeClock(T0),
+            anchor_path=tmp_path / "audit.last",
+            alarm_path=tmp_path / "audit.alarm",
+        )
+
+    def corrupt_stored_hashes(self, store: SqlStore) -> None:
+        """What freezes a signer that trusts stored hashes: every leaf hash and node
+        replaced by random bytes (the bodies untouched)."""
+        with store._engine.begin() as conn:
+            for row in store.audit_entries(0, 1 << 62):
+                conn.execute(
+                    schema.audit_entries.update()
+                    .where(schema.audit_entries.c.idx == row.idx)
+                    .values(leaf_hash=random.randbytes(32))
+                )
+            conn.execute(schema.audit_nodes.update().values(hash=random.randbytes(32)))
+
+    def test_the_signer_signs_the_bodies_not_the_stored_hashes(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        """Stored leaf hashes and nodes overwritten: the running signer, which keeps its own
+        tree, still signs the tree of the entries' bodies, so what is appended meanwhile is
+        covered by a checkpoint within the second."""
+        audit = self.signer(store, tmp_path)
+        audit.append(records(40))
+        assert audit.checkpoint() is not None
+        self.corrupt_stored_hashes(store)
+        audit.append(records(10, start=40))
+        note = audit.checkpoint()
+        assert note is not None
+        signed = notes.verify(note, verifier_key=SIGNER.verifier(), origin=SIGNER.name)
+        bodies = [merkle.leaf_hash(row.body) for row in store.audit_entries(0, 1 << 62)]
+        assert (signed.size, signed.root_hash) == (50, merkle.root(bodies))
+
+    def test_a_refusal_stands_until_an_operator_clears_it(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        """A new process that cannot show the log extends the last checkpoint (the stored
+        tree below it altered) refuses and raises the alarm. Putting the tree back does not
+        let any signer sign again; `audit verify` names the alarm; clearing it records who
+        and why, and signing resumes."""
+        audit = self.signer(store, tmp_path)
+        audit.append(records(40))
+        assert audit.checkpoint() is not None
+        nodes = store.audit_nodes()
+        with store._engine.begin() as conn:
+            conn.execute(schema.audit_nodes.update().values(hash=bytes(32)))
+        audit.append(records(5, start=40))
+        fresh = self.signer(store, tmp_path)
+        with pytest.raises(AuditVerificationError, match="does not extend checkpoint 40"):
+            fresh.checkpoint()
+        alarm = read_alarm(tmp_path / "audit.alarm")
+        assert alarm is not None and "does not extend checkpoint 40" in alarm
+        with store._engine.begin() as conn:  # the attacker puts the tree back
+            for (level, index), h in nodes.items():
+                n = schema.audit_nodes
+                conn.execute(n.update().where(n.c.level == level, n.c.idx == index).values(hash=h))
+        for signer in (audit, fresh, self.signer(store, tmp_path)):
+            with pytest.raises(AuditVerificationError, match="signing is stopped"):
+                signer.checkpoint()
+        result = verify_log(store, verifier=SIGNER.verifier(), origin=SIGNER.name, alarm=alarm)
+        assert any("the signer stopped signing" in p.what for p in result.problems)
+        index = fresh.clear_alarm(by="carol", reason="ticket 12: nodes restored from backup")
+        assert read_alarm(tmp_path / "audit.alarm") is None
+        assert fresh.checkpoint() is not None
+        resumed = parse_body(index, store.audit_entries(index, index + 1)[0].body)
+        check_signature(resumed, SIGNER.verifier())
+        assert resumed["by"] == "carol" and "does not extend" in resumed["alarm"]["reason"]
+        result = verify_log(store, verifier=SIGNER.verifier(), origin=SIGNER.name)
+        assert result.ok, [p.what for p in result.problems]
+        assert any("carol let the signer sign again" in n for n in result.notes)
+
+    def test_there_is_nothing_to_clear_without_an_alarm(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        with pytest.raises(AuditVerificationError, match="no alarm"):
+            self.signer(store, tmp_path).clear_alarm(by="carol", reason="x")
+
+
+class TestOneSignerAtATime:
+    def test_a_checkpoint_holds_the_anchor_lock_throughout(
+        self, store: SqlStore, tmp_path: Path
+    ) -> None:
+        """While another process holds the anchor file's lock, a signer neither signs nor
+        saves anything: reading the last checkpoint, signing, saving and anchoring are one
+        step across processes, so two never sign two trees of one size (review 7, C4)."""
+        anchor = tmp_path / "audit.last"
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), anchor_path=anchor)
+        audit.append(records(3))
+        assert audit.checkpoint() is not None
+        audit.append(records(2, start=3))
+        done: list[bytes | None] = []
+        fd = os.open(tmp_path / ".audit.last.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            signing = threading.Thread(target=lambda: done.append(audit.checkpoint()))
+            signing.start()
+            signing.join(timeout=0.5)
+            assert signing.is_alive() and not done
+            head = store.audit_head().checkpoint
+            assert head is not None
+            assert notes.verify(head, verifier_key=SIGNER.verifier(), origin=SIGNER.name).size == 3
+        finally:
+            os.close(fd)  # releases the lock
+        signing.join(timeout=10)
+        assert done and done[0] is not None
+        assert store.checkpoint_marker() == 5
+
+
 class TestHistoryPace:
     def test_the_history_keeps_one_a_minute_whoever_signs(self, store: SqlStore) -> None:
         """Two signers (the server and a CLI command, each an AuditLog of its own) signing
@@ -407,15 +527,17 @@ class TestHistoryPace:
 
 
 class TestAuthorisingEntries:
-    @pytest.mark.parametrize("kind", ["delete", "shred", "release", "erasure", "keys", "kek"])
-    def test_entries_that_destroy_or_release_are_signed(self, store: SqlStore, kind: str) -> None:
-        """Appended through the AuditLog, an entry that destroys data or lifts a protection
-        carries a signature by the log's key over its body; other kinds carry none."""
-        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0))
-        audit.append([entry(kind, at=T0, session_id="ab" * 16, by="test"), *records(1)])
+    @pytest.mark.parametrize("kind", sorted(SIGNED))
+    def test_every_entry_but_the_recorders_bulk_is_signed(self, store: SqlStore, kind: str) -> None:
+        """Appended through the AuditLog, every entry but a session, message or end carries
+        a signature by the log's key over its body, and when it was made; those carry none."""
+        audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0 + 5))
+        bulk = entry("end", at=T0, session_id="ab" * 16, reason="stopped", by=None, messages=0)
+        audit.append([entry(kind, at=T0, session_id="ab" * 16, by="test"), bulk])
         signed, plain = (parse_body(r.idx, r.body) for r in store.audit_entries(0, 2))
         check_signature(signed, SIGNER.verifier())
-        assert "sig" not in plain
+        assert signed["made"] == T0 + 5
+        assert "sig" not in plain and "made" not in plain
         other = notes.SigningKey.from_seed(SIGNER.name, seed=bytes(range(1, 33)))
         with pytest.raises(AuditVerificationError, match="not the log's"):
             check_signature(signed, other.verifier())

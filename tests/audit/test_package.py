@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -18,7 +19,9 @@ import json
 import secrets
 import sqlite3
 import struct
+import tracemalloc
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +35,7 @@ from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
 from logwarden.audit.entries import canonical
 from logwarden.audit.log import AuditLog
-from logwarden.audit.package import MAX_MEMBER_BYTES, build_package, render_html, verify_package
+from logwarden.audit.package import build_package, render_html, verify_package
 from logwarden.errors import AuditVerificationError, KeyDestroyedError, LogwardenError
 from logwarden.retention.policy import DAY_MS
 from logwarden.testing import serve_in_process
@@ -756,8 +759,8 @@ class TestArchive:
 
     def test_an_oversized_member_fails_before_it_is_read(self, exported: Exported) -> None:
         """A member that says it is over the bound fails without being inflated."""
-        oversized = patch_member(exported.data, "transcript.html", size=MAX_MEMBER_BYTES + 1)
-        fails(oversized, rf"transcript.html is too large \({MAX_MEMBER_BYTES + 1} bytes\)")
+        oversized = patch_member(exported.data, "transcript.html", size=(64 << 20) + 1)
+        fails(oversized, rf"transcript.html is too large \({(64 << 20) + 1} bytes; at most")
 
     @pytest.mark.parametrize(
         "damage",
@@ -784,6 +787,377 @@ class TestArchive:
         else:
             data = patch_member(pack(members), "transcript.json", flags=0x1)
         fails(data, r".", key=KEY)
+
+
+# -- the format's fields, exactly ---------------------------------------------------------------
+
+# Where a field nobody verified could ride along, and how the failure names the place.
+UNKNOWN_FIELD_AT: list[tuple[tuple[Any, ...], str]] = [
+    ((), "at its top level"),
+    (("session",), "in session"),
+    (("session", "entry"), "in the session's entry"),
+    (("session", "end_entry"), "in the end entry"),
+    (("messages", 0), "in message 1"),
+    (("messages", 3, "entry"), "in message 4's entry"),
+    (("exported",), "in exported"),
+    (("exported", "entry"), "in the export entry"),
+]
+
+
+class TestExactFormat:
+    @pytest.mark.parametrize(
+        ("path", "where"), UNKNOWN_FIELD_AT, ids=[w for _, w in UNKNOWN_FIELD_AT]
+    )
+    def test_a_field_the_format_does_not_have_fails(
+        self, exported: Exported, path: tuple[Any, ...], where: str
+    ) -> None:
+        """A field added anywhere (the HTML rendered again to match) fails, naming the field
+        and where it is: nothing in it is verified, yet a reader would take it as part of a
+        verified transcript."""
+        doc = document(exported.data)
+        at_path(doc, path)["moderator_note"] = "forged: B threatened A"
+        fails(
+            with_document(exported.data, doc),
+            rf"has a field the format does not, 'moderator_note' {where}: nothing outside",
+            key=KEY,
+        )
+
+    def test_the_reviewers_forgery_fails(self, exported: Exported) -> None:
+        """The review's forge1: a translation of a message, who reported, a moderator's note,
+        the HTML rendered again: it verified (exit 0) before; now it fails."""
+
+        def forge(doc: dict[str, Any]) -> None:
+            doc["messages"][0]["translation"] = "Forged: I know where you live"
+            doc["session"]["reported_by"] = "forged: the other person"
+            doc["moderator_note"] = "forged: B threatened A"
+
+        fails(edited(exported.data, forge), r"'moderator_note' at its top level", key=KEY)
+
+    @pytest.mark.parametrize(
+        ("path", "field"),
+        [(("messages", 2), "slot"), (("session",), "end_reason"), (("exported",), "reason")],
+        ids=["message-slot", "end_reason", "export-reason"],
+    )
+    def test_a_missing_field_is_named(
+        self, exported: Exported, path: tuple[Any, ...], field: str
+    ) -> None:
+        """A field removed from a nested object fails, naming it."""
+        doc = document(exported.data)
+        del at_path(doc, path)[field]
+        fails(with_document(exported.data, doc), rf"lacks the field '{field}'", key=KEY)
+
+    @pytest.mark.parametrize(
+        "content",
+        [f"{KEY}\nnote: signed by the moderator\n", f"{KEY}\n\n", f"  {KEY}\n", KEY],
+        ids=["a second line", "a blank line", "indented", "no newline"],
+    )
+    def test_audit_pub_holds_one_key_line_and_nothing_else(
+        self, exported: Exported, content: str
+    ) -> None:
+        """audit.pub with more than the key's one line, even when --key is given and the key
+        it holds is the right one: it fails."""
+        members = unpack(exported.data)
+        members["audit.pub"] = content.encode()
+        fails(pack(members), r"audit.pub", key=KEY)
+
+
+# -- the archive's layout ----------------------------------------------------------------------
+
+
+@dataclass
+class Raw:
+    """One member as a zip writer lays it out: what follows its local header, and fields."""
+
+    name: str
+    content: bytes
+    data: bytes  # stored or deflated
+    method: int = zipfile.ZIP_DEFLATED
+    flags: int = 0
+    version: int = 20
+    extra: bytes = b""
+    mode: int = 0o100644
+
+
+def raw_members(data: bytes) -> list[Raw]:
+    """The package's members, in its order, each deflated as a writer would."""
+    found = []
+    for name, content in unpack(data).items():
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        found.append(Raw(name, content, deflater.compress(content) + deflater.flush()))
+    return found
+
+
+def build(
+    members: list[Raw],
+    *,
+    prefix: bytes = b"",
+    gaps: dict[int, bytes] | None = None,
+    before_directory: bytes = b"",
+    order: list[int] | None = None,
+    comment: bytes = b"",
+    after: bytes = b"",
+) -> bytes:
+    """A zip of ``members`` whose offsets all point where the bytes are (the attacker fixes
+    them up), with bytes added before the first member, after member ``i`` (``gaps``) or
+    before the directory, the directory in another ``order``, a comment, or bytes after it."""
+    out, offsets, headers = bytearray(prefix), [], []
+    for index, m in enumerate(members):
+        name = m.name.encode()
+        fields = (m.version, m.flags, m.method, 0, 0x21, zlib.crc32(m.content), len(m.data))
+        fields += (len(m.content), len(name), len(m.extra))
+        offsets.append(len(out))
+        headers.append(fields)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, *fields) + name + m.extra + m.data
+        out += (gaps or {}).get(index, b"")
+    out += before_directory
+    directory_at = len(out)
+    for index in order or range(len(members)):
+        m, name = members[index], members[index].name.encode()
+        out += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            (3 << 8) | 20,
+            *headers[index],
+            0,
+            0,
+            0,
+            m.mode << 16,
+            offsets[index],
+        )
+        out += name + m.extra
+    size = len(out) - directory_at
+    out += struct.pack("<IHHHHI", 0x06054B50, 0, 0, len(members), len(members), size)
+    out += struct.pack("<IH", directory_at, len(comment)) + comment + after
+    return bytes(out)
+
+
+def unseekable_zip(members: dict[str, bytes]) -> bytes:
+    """What zipfile writes to a pipe: each member followed by a data descriptor."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.written = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            self.written += data
+            return len(data)
+
+    pipe = Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return bytes(pipe.written)
+
+
+def hidden_entries(data: bytes) -> bytes:
+    """The review's forge2: a forged transcript's local entries (and no directory entries)
+    between the genuine members and the central directory, which a reader going front to back
+    meets after the genuine ones."""
+    doc = document(data)
+    doc["messages"][0]["text"] = "FORGED: send me your address or else"
+    forged = pack(
+        {
+            "transcript.json": json.dumps(doc, ensure_ascii=False, indent=2).encode(),
+            "transcript.html": render_html(doc).encode(),
+        },
+        compression=zipfile.ZIP_STORED,
+    )
+    (directory_at,) = struct.unpack_from("<I", forged, len(forged) - 6)
+    return forged[:directory_at]
+
+
+def with_local_size(data: bytes, name: str, size: int) -> bytes:
+    """The archive with ``name``'s local header (only) declaring another uncompressed size."""
+    raw = bytearray(data)
+    at = raw.find(b"PK\x03\x04")
+    while at >= 0:
+        (length,) = struct.unpack_from("<H", raw, at + 26)
+        if raw[at + 30 : at + 30 + length] == name.encode():
+            struct.pack_into("<I", raw, at + 22, size)
+            return bytes(raw)
+        at = raw.find(b"PK\x03\x04", at + 4)
+    raise AssertionError(name)
+
+
+def trailing_after_stream(members: list[Raw], index: int) -> list[Raw]:
+    """Member ``index``'s data with bytes after its deflate stream (counted in its sizes)."""
+    changed = list(members)
+    m = changed[index]
+    changed[index] = Raw(m.name, m.content, m.data + b"PK\x03\x04 hidden member")
+    return changed
+
+
+def altered(members: list[Raw], index: int, **fields: Any) -> list[Raw]:
+    changed = list(members)
+    changed[index] = dataclasses.replace(changed[index], **fields)
+    return changed
+
+
+# Each layout that Python's zipfile read as the genuine package, and what the failure names.
+LAYOUTS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "a prefix, offsets fixed": (
+        lambda d: build(raw_members(d), prefix=b"MZ" + bytes(98)),
+        r"100 bytes come before the first member \(transcript.json\)",
+    ),
+    "a prefix, offsets as they were": (
+        lambda d: b"#!/bin/sh\n" + d,
+        r"the central directory does not end where the end record begins",
+    ),
+    "a gap between members": (
+        lambda d: build(raw_members(d), gaps={0: bytes(16)}),
+        r"transcript.html is at offset \d+, not right after the member before it",
+    ),
+    "entries hidden before the directory (forge2)": (
+        lambda d: build(raw_members(d), before_directory=hidden_entries(d)),
+        r"\d+ bytes lie between the last member and the central directory",
+    ),
+    "the directory in another order": (
+        lambda d: build(raw_members(d), order=[1, 0, 2, 3]),
+        r"the central directory lists transcript.html first, but the file does not start",
+    ),
+    "an archive comment": (
+        lambda d: build(raw_members(d), comment=b"moderator: B threatened A"),
+        r"the archive has a comment",
+    ),
+    "bytes after the end record": (
+        lambda d: d + b"moderator: B threatened A",
+        r"the archive has a comment or bytes after its end record",
+    ),
+    "data descriptors": (
+        lambda d: unseekable_zip(unpack(d)),
+        r"transcript.json uses a data descriptor",
+    ),
+    "an extra field": (
+        lambda d: build(altered(raw_members(d), 1, extra=b"\xfe\xca\x04\x00note")),
+        r"transcript.html carries an extra field",
+    ),
+    "a local header that differs": (
+        lambda d: with_local_size(d, "checkpoint", 1),
+        r"checkpoint's local header differs from its central directory entry",
+    ),
+    "bytes after a member's deflate stream": (
+        lambda d: build(trailing_after_stream(raw_members(d), 1)),
+        r"\d+ bytes follow the end of transcript.html's compressed stream",
+    ),
+    "a member that is a link": (
+        lambda d: build(altered(raw_members(d), 1, mode=0o120777)),
+        r"transcript.html is not a plain file",
+    ),
+    "ZIP64's version": (
+        lambda d: build(altered(raw_members(d), 0, version=45)),
+        r"transcript.json needs zip version 4.5",
+    ),
+}
+
+
+def assert_canonical(data: bytes) -> None:
+    """``data`` is in the one layout a package has, as zipfile (not our reader) sees it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+        assert archive.comment == b""
+        assert archive.testzip() is None  # every member inflates to its CRC
+    position = 0
+    for info in infos:
+        assert info.header_offset == position, info.filename
+        assert (info.flag_bits, info.extra, info.comment) == (0, b"", b"")
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+        assert info.external_attr >> 16 == 0o100644
+        position += 30 + len(info.filename) + info.compress_size
+    directory = len(data) - 22 - position
+    assert directory == sum(46 + len(info.filename) for info in infos)
+    assert [info.filename for info in infos] == [
+        "transcript.json",
+        "transcript.html",
+        "checkpoint",
+        "audit.pub",
+    ]
+
+
+class TestLayout:
+    def test_the_export_is_in_the_canonical_layout(self, exported: Exported) -> None:
+        """As zipfile reads it: the first member at offset 0, each right after the one before,
+        the directory right after the last, its end record the file's last 22 bytes; no
+        comment, extra field, flag, or descriptor; plain files."""
+        assert_canonical(exported.data)
+
+    def test_the_builder_makes_packages_that_verify(self, exported: Exported) -> None:
+        """The layouts below are the package rebuilt with one change: rebuilt with none, it
+        verifies, so each failure is the change's."""
+        rebuilt = build(raw_members(exported.data))
+        assert verify_package(rebuilt, verifier_key=KEY).messages == len(TEXTS)
+
+    @pytest.mark.parametrize("layout", list(LAYOUTS))
+    def test_another_layout_fails_saying_what(self, exported: Exported, layout: str) -> None:
+        """Each way of laying out the genuine members that readers may read differently
+        (Python's zipfile read each as the genuine package) fails, naming what is wrong."""
+        make, message = LAYOUTS[layout]
+        data = make(exported.data)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:  # zipfile reads the genuine one
+            assert archive.read("transcript.json") == unpack(exported.data)["transcript.json"]
+        fails(data, message, key=KEY)
+
+
+# -- limits: nothing inflated past what the package can hold --------------------------------------
+
+
+def peak_memory(work: Callable[[], object]) -> int:
+    """The most memory Python allocated while ``work`` ran, in bytes."""
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(AuditVerificationError):
+            work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+class TestLimits:
+    def test_a_dense_transcript_is_refused_before_it_is_parsed(self, exported: Exported) -> None:
+        """transcript.json of `{},` as long as the log allows (half a million objects parsed,
+        twenty times its size in memory), in a package that otherwise holds together: refused
+        without being parsed, using a few times its size in memory."""
+        size = verify_package(exported.data, verifier_key=KEY).checkpoint.size
+        members = unpack(exported.data)
+        bomb = b"[" + b"{}," * (((256 << 10) + (96 << 10) * size) // 3 - 1) + b"{}]"
+        members["transcript.json"] = bomb
+        data = pack(members)
+        fails(data, r"transcript.json holds \d+ values in \d+ bytes, far more than a transcript")
+        assert peak_memory(lambda: verify_package(data)) < 4 * len(bomb)
+
+    def test_the_checkpoint_is_checked_before_the_transcript_is_inflated(
+        self, exported: Exported
+    ) -> None:
+        """A bomb under a checkpoint that does not verify: the checkpoint fails first, and
+        the 16 MiB transcript is never inflated."""
+        members = unpack(exported.data)
+        members["transcript.json"] = bytes(16 << 20)
+        members["checkpoint"] = b"not a checkpoint\n"
+        data = pack(members)
+        assert len(data) < 64 << 10
+        fails(data, r"checkpoint|note|signature", key=KEY)
+        assert peak_memory(lambda: verify_package(data, verifier_key=KEY)) < 1 << 20
+
+    def test_a_transcript_larger_than_its_log_can_hold_fails(self, exported: Exported) -> None:
+        """transcript.json padded (with spaces, still the same JSON) past what a log of the
+        checkpoint's size can account for: refused before it is inflated."""
+        size = verify_package(exported.data, verifier_key=KEY).checkpoint.size
+        members = unpack(exported.data)
+        members["transcript.json"] += b" " * ((256 << 10) + (96 << 10) * size)
+        fails(pack(members), r"transcript.json is too large \(\d+ bytes; at most \d+", key=KEY)
+
+    def test_a_member_inflating_past_its_declared_size_stops_there(
+        self, exported: Exported
+    ) -> None:
+        """A checkpoint that declares 200 bytes but inflates to 32 MiB: inflating stops just
+        past 200, and it fails."""
+        members = unpack(exported.data)
+        members["checkpoint"] = bytes(32 << 20)
+        data = patch_member(pack(members), "checkpoint", size=200)
+        fails(data, r"checkpoint inflates to more than the 200 bytes its header declares")
+        assert peak_memory(lambda: verify_package(data)) < 1 << 20
 
 
 # -- after retention -----------------------------------------------------------------------------
@@ -979,6 +1353,44 @@ class TestCommands:
             "transcript does NOT verify: message 3: its text is not the text the log committed to"
             in flat(result.stderr)
         )
+
+    def test_the_exported_file_is_in_the_canonical_layout(self, package_file: Path) -> None:
+        """The file `export-transcript` writes has the one layout a package may have."""
+        assert_canonical(package_file.read_bytes())
+
+    def test_a_package_with_a_field_more_does_not_verify(
+        self, served: tuple[Path, str], package_file: Path, tmp_path: Path
+    ) -> None:
+        """The review's forge1 through the command: a moderator's note and a translation
+        added, the HTML rendered to match, checked with the operator's key: exit 1 (it was 0),
+        naming the field."""
+        data_dir, _ = served
+
+        def forge(doc: dict[str, Any]) -> None:
+            doc["messages"][0]["translation"] = "Forged: I know where you live"
+            doc["moderator_note"] = "forged: B threatened A"
+
+        path = tmp_path / "forged1.zip"
+        path.write_bytes(edited(package_file.read_bytes(), forge))
+        result = logwarden("verify-transcript", str(path), "--data-dir", str(data_dir))
+        assert result.returncode == 1, result.stdout
+        assert "'moderator_note' at its top level" in flat(result.stderr)
+
+    def test_an_endless_file_is_refused_unread(self) -> None:
+        """`verify-transcript /dev/zero`: it reads no further than a package can be (no
+        MemoryError), and says it is not one."""
+        result = logwarden("verify-transcript", "/dev/zero")
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == 1
+        assert "bytes, more than any package: not one" in flat(result.stderr)
+
+    def test_a_long_key_is_a_malformed_key(self, package_file: Path) -> None:
+        """A --key of 300 characters without "+" (so perhaps a path, too long to be one):
+        'malformed', not OSError "File name too long"."""
+        result = logwarden("verify-transcript", str(package_file), "--key", "k" * 300)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == 1
+        assert "the verifier key is malformed" in flat(result.stderr)
 
 
 class TestSignerTrust:

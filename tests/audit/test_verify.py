@@ -21,8 +21,10 @@ T0 = 1_795_000_000_000
 
 
 def records(n: int, *, start: int = 0) -> list[AuditRecord]:
+    """Ends of sessions (the recorder's, unsigned): a rewrite of one is the tree's to name. A
+    signed entry rewritten is named forged as well (``test_a_rewritten_signed_entry…``)."""
     return [
-        entry("read", at=T0 + i, by="test", what="transcript", reason=f"r{i}")
+        entry("end", at=T0 + i, session_id=f"{i:032x}", reason=f"r{i}", by=None, messages=0)
         for i in range(start, start + n)
     ]
 
@@ -112,6 +114,22 @@ class TestRewrittenEntries:
         assert first.where() == "in entries 0..15"
         assert "reordered" in first.what
         assert all("does not hash" not in p.what for p in result.problems)
+
+
+def test_a_rewritten_signed_entry_is_named_forged_too(store: SqlStore) -> None:
+    """A signed entry (a read) rewritten with its leaf hash: its signature no longer
+    verifies, so besides the tree's problem it is named forged and counts for nothing."""
+    audit = AuditLog(store, signer=SIGNER, clock=FakeClock(T0), history_ms=0)
+    audit.append(records(14))
+    audit.append([entry("read", at=T0, by="alice", what="transcript", reason="r14")])
+    audit.append(records(5, start=15))
+    audit.checkpoint()
+    rewrite(store, 14)
+    result = verify(store)
+    assert any(p.entry == 14 and "does not verify: forged" in p.what for p in result.problems), [
+        p.what for p in result.problems
+    ]
+    assert "one of entries 0..15 was altered" in first_problem(result).what
 
 
 @pytest.mark.parametrize("size", [1, 15, 16, 17, 40])

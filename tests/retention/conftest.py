@@ -167,13 +167,18 @@ def day_start(day: int) -> int:
 
 
 def retention_over(
-    store: SqlStore, keystore: KeyStore, clock: FakeClock, *, disclose: bool = True
+    store: SqlStore,
+    keystore: KeyStore,
+    clock: FakeClock,
+    *,
+    disclose: bool = True,
+    audit: AuditLog | None = None,
 ) -> Retention:
     """The retention service with the test policy (the settings' defaults)."""
     return Retention(
         store=store,
         keystore=keystore,
-        audit=AuditLog(store, signer=AUDIT_SIGNER, clock=clock),
+        audit=audit or AuditLog(store, signer=AUDIT_SIGNER, clock=clock),
         policy=POLICY,
         clock=clock,
         report_window_ms=REPORT_WINDOW_MS,
@@ -201,9 +206,12 @@ def attach_deployment(data_dir: Path, store: SqlStore, *, at: int) -> Iterator[D
     keystore = KeyStore(keys_dir)
     vault = Vault(load_key_file(keys_dir), keystore)
     clock = FakeClock(at)
-    retention = retention_over(store, keystore, clock)
+    audit = AuditLog(store, signer=AUDIT_SIGNER, clock=clock)
+    retention = retention_over(store, keystore, clock, audit=audit)
     loop = LoopThread()
-    recorder = Recorder(store=store, vault=vault, retention=retention, window=0.0, max_batch=64)
+    recorder = Recorder(
+        store=store, vault=vault, retention=retention, audit=audit, window=0.0, max_batch=64
+    )
     recorder.start(loop.loop)
     try:
         yield Deployment(data_dir, store, keystore, vault, clock, retention, recorder, loop)

@@ -18,6 +18,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
+from logwarden.audit.entries import parse_body
 from logwarden.retention.policy import DAY_MS, day_of
 from logwarden.store import SqlStore
 from tests.retention.conftest import (
@@ -335,7 +336,7 @@ class TestHoldReleaseFlag:
         check = run(data_dir, "retention", "check", "--as-of", far)
         assert check.returncode == 0, check.stdout
 
-        release = run(data_dir, "sessions", "release", held.session_id)
+        release = run(data_dir, "sessions", "release", held.session_id, "--reason", "order lifted")
         assert release.returncode == 0, release.stderr
         assert f"released {held.session_id}" in release.stdout
         # Nothing of it has expired yet at the real time of the release.
@@ -365,7 +366,9 @@ class TestHoldReleaseFlag:
         assert_text_kept(held, chat)
         assert all(address in held.stdout for address in chat.addresses)
 
-        release = run(data_dir, "sessions", "release", chat.session_id)
+        release = run(
+            data_dir, "sessions", "release", chat.session_id, "--reason", "order 7 lifted"
+        )
         assert release.returncode == 0, release.stderr
         released = show(data_dir, chat)
         assert_text_gone(released, chat)
@@ -411,7 +414,7 @@ class TestHoldReleaseFlag:
         "command",
         [
             ("sessions", "hold", "--reason", "case 1"),
-            ("sessions", "release"),
+            ("sessions", "release", "--reason", "order lifted"),
             ("sessions", "flag"),
             ("sessions", "show", "--reason", "test"),
         ],
@@ -439,6 +442,58 @@ class TestHoldReleaseFlag:
         longest = run(data_dir, "sessions", "hold", chat.session_id, "--reason", "x" * 500)
         assert longest.returncode == 0, longest.stderr
         assert "held since" in show(data_dir, chat).stdout
+
+    def test_a_release_needs_a_reason_and_records_it(self, data_dir: Path) -> None:
+        """`sessions release` without --reason is a usage error and releases nothing; with
+        one, the release entry records it and who released (review 7, B2)."""
+        with attach_deployment(
+            data_dir, log_store(("sqlite", None), data_dir), at=noon(today() - 1)
+        ) as d:
+            chat = d.chat()
+            assert d.retention.hold(chat.session_id, reason="order 7") is not None
+        bare = run(data_dir, "sessions", "release", chat.session_id)
+        assert bare.returncode == 2 and "--reason" in flat(bare.stderr)
+        assert "held since" in show(data_dir, chat).stdout
+        released = run(
+            data_dir,
+            "sessions",
+            "release",
+            chat.session_id,
+            "--reason",
+            "order 7 lifted",
+            "--operator",
+            "carol",
+        )
+        assert released.returncode == 0, released.stderr
+        fields = entries_of(data_dir, "release")[-1]
+        assert (fields["reason"], fields["by"]) == ("order 7 lifted", "carol")
+
+
+class TestDrillsOnTheLiveLog:
+    def test_a_purge_records_who_ran_it_and_when(self, data_dir: Path) -> None:
+        """A purge records its operator, and the real time its destructions were made beside
+        the time it acts as of; one as of a year ahead, run on the live data directory, is
+        named by `audit verify` as a drill (review 7, B1)."""
+        far = today() + 400
+        before = time.time_ns() // 1_000_000
+        drill = run(data_dir, "purge", "--as-of", iso_day(far), "--operator", "alice")
+        assert drill.returncode == 0, drill.stderr
+        rotated = entries_of(data_dir, "kek")[-1]
+        assert rotated["by"] == "alice"
+        assert rotated["at"] == far * DAY_MS
+        assert before <= rotated["made"] <= time.time_ns() // 1_000_000
+        verified = run(data_dir, "audit", "verify")
+        assert verified.returncode == 1
+        assert "dated ahead of when it was made" in flat(verified.stdout + verified.stderr)
+
+
+def entries_of(data_dir: Path, kind: str) -> list[dict[str, object]]:
+    store = SqlStore.sqlite(data_dir / "logwarden.db")
+    try:
+        rows = store.audit_entries(0, 1 << 62)
+    finally:
+        store.close()
+    return [parse_body(row.idx, row.body) for row in rows if row.kind == kind]
 
 
 # -- not a data directory ------------------------------------------------------------------

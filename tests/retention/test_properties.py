@@ -159,7 +159,7 @@ def act(d: Deployment, model: Model, action: str, now: int) -> None:
     result = {
         "flag": d.retention.flag,
         "hold": lambda s: d.retention.hold(s, reason="case"),
-        "release": d.retention.release,
+        "release": lambda s: d.retention.release(s, reason="case closed"),
     }[action](sid)
     assert (result is not None) == model.metadata
     if not model.metadata:

@@ -4,10 +4,13 @@ holds, releases and erasures (docs/retention.md)."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from sqlalchemy import text
 
 from logwarden.retention.policy import DAY_MS
+from logwarden.retention.receipts import new_receipt
 from tests.retention.conftest import (
     DAY0,
     ERASABLE_AFTER_MS,
@@ -167,7 +170,7 @@ class TestHold:
         assert d.retention.hold(chat.session_id, reason="case 2026-17") is not None
         purge_at(d, METADATA_GONE + 100 * DAY_MS)
         assert d.readable(chat.session_id) == EVERYTHING
-        assert d.retention.release(chat.session_id) is not None
+        assert d.retention.release(chat.session_id, reason="order lifted") is not None
         assert d.readable(chat.session_id) == {"text": False, "address": False, "metadata": True}
         purge_at(d, d.clock.now_ms())
         assert d.readable(chat.session_id)["metadata"] is False
@@ -178,7 +181,7 @@ class TestHold:
         chat = d.chat()
         d.retention.hold(chat.session_id, reason="review")
         d.at(T0 + 3 * DAY_MS)
-        d.retention.release(chat.session_id)
+        d.retention.release(chat.session_id, reason="order lifted")
         assert d.keystore.locate(chat.session_id) == {
             "text": ("session", DAY0),
             "address": ("raw_ip", DAY0),
@@ -196,7 +199,7 @@ class TestHold:
         chat = d.chat(report=True)
         d.retention.hold(chat.session_id, reason="order 12")
         purge_at(d, T0 + 100 * DAY_MS)
-        d.retention.release(chat.session_id)
+        d.retention.release(chat.session_id, reason="order lifted")
         purge_at(d, T0 + 101 * DAY_MS)
         assert d.readable(chat.session_id) == EVERYTHING
         purge_at(d, REPORTED_GONE)
@@ -219,7 +222,7 @@ class TestHold:
         """Holding, releasing or flagging a session that does not exist says so (None)."""
         r = deployment.retention
         assert r.hold("0" * 32, reason="x") is None
-        assert r.release("0" * 32) is None
+        assert r.release("0" * 32, reason="order lifted") is None
         assert r.flag("0" * 32) is None
 
 
@@ -308,6 +311,95 @@ class TestErasure:
         receipt = d.retention.receipt(chat.receipts[0])
         assert receipt is not None
         assert [k.until for k in receipt.kept] == [METADATA_GONE, TEXT_GONE]
+
+
+class TestErasureGoesByTheLog:
+    """A database-only attacker who inserts a receipt of their own, or moves the session's end
+    back, must not get a chat erased inside the other person's report window (review 7, A1):
+    the receipt must be one the session's entry committed to, and the window runs from the
+    session's end entry."""
+
+    @staticmethod
+    def tamper(d: Deployment, statement: str, **params: object) -> None:
+        with d.store._engine.begin() as conn:
+            conn.execute(text(statement), params)
+
+    def test_an_inserted_receipt_erases_nothing(
+        self, deployment: Deployment, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A receipt row inserted for a chat that just ended, its end moved an hour back:
+        the receipt is unknown, nothing is erased, and the other person can still report."""
+        d = deployment
+        chat = d.chat()
+        token, digest = new_receipt()
+        self.tamper(
+            d,
+            "INSERT INTO receipts (token_digest, session_id, slot, issued_at) "
+            "VALUES (:digest, :s, 0, :t)",
+            digest=digest,
+            s=chat.session_id,
+            t=d.clock.now_ms(),
+        )
+        self.tamper(
+            d, "UPDATE sessions SET ended_at = ended_at - 3600000 WHERE id = :s", s=chat.session_id
+        )
+        assert d.retention.erase(token) is None
+        assert "is not among those its audit entry committed to" in caplog.text
+        assert d.readable(chat.session_id) == EVERYTHING
+        assert d.retention.erase(chat.receipts[0]) is None  # its receipts are not the log's
+
+    def test_the_window_runs_from_the_end_entry(self, deployment: Deployment) -> None:
+        """The abuser's own receipt, the session's end moved an hour back in the store: the
+        erasure is only scheduled, for the window after the end the log recorded, and the
+        report that comes within it cancels it."""
+        d = deployment
+        chat = d.chat(messages=2)
+        ended_at = chat.started_at + 2 + 2  # Deployment.chat ends it then
+        self.tamper(
+            d, "UPDATE sessions SET ended_at = ended_at - 3600000 WHERE id = :s", s=chat.session_id
+        )
+        outcome = d.retention.erase(chat.receipts[0])
+        assert outcome is not None and outcome.outcome == "scheduled"
+        assert outcome.at == ended_at + ERASABLE_AFTER_MS
+        d.loop.run(
+            d.recorder.report(
+                session_id=chat.session_id,
+                reporter_slot=1,
+                reason="threats",
+                comment=None,
+                created_at=d.clock.now_ms() + 1,
+            )
+        )
+        d.recorder.settle()
+        d.at(ended_at + ERASABLE_AFTER_MS + 1)
+        d.retention.purge()
+        assert d.readable(chat.session_id) == EVERYTHING
+
+    def test_the_erasure_records_the_end_and_the_window(self, deployment: Deployment) -> None:
+        """The signed request names the end entry it waited from and the window."""
+        d = deployment
+        chat = d.chat()
+        outcome = d.retention.erase(chat.receipts[0])
+        assert outcome is not None and outcome.outcome == "scheduled"
+        kinds = {e.kind: e for e in d.store.audit_entries_of(chat.session_id)}
+        asked = json.loads(kinds["erasure"].body)
+        assert asked["end"] == kinds["end"].idx
+        assert asked["window"] == ERASABLE_AFTER_MS
+        assert asked["until"] == json.loads(kinds["end"].body)["at"] + ERASABLE_AFTER_MS
+
+    def test_a_cleared_report_is_not_erased(
+        self, deployment: Deployment, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A report cleared in the store: the log still shows it, and nothing is erased."""
+        d = deployment
+        chat = d.chat(report=True)
+        self.tamper(d, "UPDATE sessions SET reported_at = NULL WHERE id = :s", s=chat.session_id)
+        d.at(T0 + ERASABLE_AFTER_MS + 10)
+        outcome = d.retention.erase(chat.receipts[0])
+        assert outcome is not None and outcome.outcome == "refused"
+        assert "does not match the audit log" in outcome.reason
+        assert "not destroying anything" in caplog.text
+        assert d.readable(chat.session_id) == EVERYTHING
 
 
 class TestUndisclosedPreservation:

@@ -191,7 +191,15 @@ class TestServerPurge:
             kept_id, kept_receipt = live_chat(server, LIVE_ADDRESSES, "kept through the purge")
 
             before = len(purges(server))
-            release = logwarden("sessions", "release", held.session_id, "--data-dir", str(data_dir))
+            release = logwarden(
+                "sessions",
+                "release",
+                held.session_id,
+                "--reason",
+                "order 3 lifted",
+                "--data-dir",
+                str(data_dir),
+            )
             assert release.returncode == 0, release.stderr
             assert locate(data_dir, held.session_id) == {}, "the release destroys the keys"
             wait_for(

@@ -1,19 +1,23 @@
-"""Entries that excuse missing data or lift a protection carry the log's signature.
+"""Every entry but the recorder's bulk ones carries the log's signature.
 
-A ``delete`` or ``shred`` entry is what tells ``audit verify`` that rows are gone on purpose;
-a ``release`` lifts a legal hold, an ``erasure`` lets the purge erase a chat, ``keys`` and
-``kek`` record key destructions. Anyone who can write to the database can append an entry
-(the store takes any well-formed one), so if such an entry were accepted on its word, a
-database-only attacker could delete evidence and append the excuse for it.
+Anyone who can write to the database can append an entry (the store takes any well-formed
+one), so an entry believed on its word lets a database-only attacker excuse what they destroy
+(a ``delete``), lift a protection (a ``release``), make a chat erasable (an ``erasure``), frame
+an operator (a ``read`` by someone who never read) or move a session into the reported class
+early (a ``flag`` dated at its start).
 
-So these kinds (``AUTHORISING``) are signed with the log's Ed25519 key, the one that signs its
-checkpoints (``keys/audit.key``, never in the database), when ``AuditLog`` makes them. The
-signature is the body's ``sig`` field: ``base64(4-byte key ID || Ed25519 signature)`` over
-``CONTEXT || the canonical body without sig``. It is in the body, so the leaf commits to it and
-an auditor can check it from what ``audit show`` prints and the published verifier key.
+So every kind in ``entries.SIGNED`` is signed with the log's Ed25519 key, the one that signs
+its checkpoints (``keys/audit.key``, never in the database), by whoever makes it: ``AuditLog``
+for retention and the CLI, the recorder (with the same key) for reports and safety events.
+The signature is the body's ``sig`` field: ``base64(4-byte key ID || Ed25519 signature)`` over
+``CONTEXT || the canonical body without sig``; the body also says when it was signed
+(``made``, the signer's clock), which an ``--as-of`` drill cannot move. It is in the body, so
+the leaf commits to it and an auditor can check it from what ``audit show`` prints and the
+published verifier key.
 
-The recorder's entries (sessions, messages, reports, ends, safety events) are not signed: they
-add evidence, they never excuse its absence, and the recorder writes them at the chat's rate.
+The recorder's bulk (``entries.BULK``: sessions, messages, ends) is not signed: one signature
+per message would cost the chat its rate. Those entries add evidence and are held to their
+rows; they never excuse the absence of anything.
 """
 
 from __future__ import annotations
@@ -24,36 +28,34 @@ import json
 from typing import Any
 
 from logwarden.audit import checkpoint as notes
-from logwarden.audit.entries import canonical
+from logwarden.audit.entries import SIGNED, canonical
 from logwarden.errors import AuditVerificationError
 from logwarden.store import AuditRecord
 
-__all__ = ["AUTHORISING", "CONTEXT", "SIGNATURE_FIELD", "check_signature", "sign_entry"]
+__all__ = ["CONTEXT", "MADE_FIELD", "SIGNATURE_FIELD", "check_signature", "sign_entry"]
 
-AUTHORISING = frozenset({"delete", "shred", "release", "erasure", "keys", "kek"})
 SIGNATURE_FIELD = "sig"
+MADE_FIELD = "made"
 # Separates these signatures from the checkpoints' (notes.sign_message explains how).
 CONTEXT = b"logwarden/audit-entry/v1\n"
 
 
-def sign_entry(record: AuditRecord, key: notes.SigningKey) -> AuditRecord:
-    """``record`` with the log's signature in its body; other kinds come back unchanged.
-
-    Raises:
-        ValueError: if the record is already signed (a body is signed once, by its maker).
-    """
-    if record.kind not in AUTHORISING:
+def sign_entry(record: AuditRecord, key: notes.SigningKey, *, made: int) -> AuditRecord:
+    """``record`` signed with the log's key at ``made`` (ms, the signer's clock); records of
+    the bulk kinds, and records signed already, come back unchanged."""
+    if record.kind not in SIGNED:
         return record
     fields = json.loads(record.body)
     if SIGNATURE_FIELD in fields:
-        raise ValueError(f"this {record.kind} entry is already signed")
-    signature = notes.sign_message(record.body, key, context=CONTEXT)
+        return record  # signed once, by its maker
+    fields[MADE_FIELD] = made
+    signature = notes.sign_message(canonical(fields), key, context=CONTEXT)
     fields[SIGNATURE_FIELD] = base64.b64encode(signature).decode("ascii")
     return record._replace(body=canonical(fields))
 
 
 def check_signature(fields: dict[str, Any], verifier: notes.VerifierKey) -> None:
-    """Check the signature of an authorising entry's fields (as ``parse_body`` read them).
+    """Check the signature of a signed entry's fields (as ``parse_body`` read them).
 
     Raises:
         AuditVerificationError: saying whether it is missing, malformed or does not verify.

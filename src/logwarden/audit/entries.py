@@ -32,11 +32,15 @@ from logwarden.errors import AuditVerificationError
 from logwarden.store import AuditRecord
 
 __all__ = [
+    "BULK",
     "KINDS",
+    "MAX_BODY",
+    "SIGNED",
     "digest",
     "entry",
     "metadata_commitment",
     "parse_body",
+    "schema_problem",
     "sha256_hex",
 ]
 
@@ -57,7 +61,17 @@ KINDS = {
     "kek": "the key-encryption key rotated",
     "read": "a person read a session",
     "export": "a person exported a session's transcript",
+    "resume": "an operator let the signer sign again after it had refused (an alarm)",
 }
+
+# The recorder's bulk: one entry per chat or message, written at the chat's rate, never signed.
+# Every other kind is signed with the log's key by whoever makes it (``authority.py``).
+BULK = frozenset({"session", "message", "end"})
+SIGNED = frozenset(KINDS) - BULK
+
+# No entry logwarden writes comes near this; a body past it is refused before it is parsed (a
+# 48 MiB body of ``{}`` took 1.4 GB to parse).
+MAX_BODY = 64 * 1024
 
 
 _GIL_HELD_BYTES = 2047
@@ -74,7 +88,10 @@ def entry(kind: str, *, at: int, session_id: str | None = None, **fields: Any) -
     body: dict[str, Any] = {"kind": kind, "at": at, **fields}
     if session_id is not None:
         body["session"] = session_id
-    return AuditRecord(at, kind, session_id, canonical(body))
+    data = canonical(body)
+    if len(data) > MAX_BODY:
+        raise ValueError(f"a {kind} entry of {len(data)} bytes is over {MAX_BODY} bytes")
+    return AuditRecord(at, kind, session_id, data)
 
 
 def digest(value: bytes | None) -> str | None:
@@ -98,7 +115,13 @@ def metadata_commitment(salt: bytes, values: Sequence[Sequence[object]]) -> str:
 
 
 def parse_body(index: int, body: bytes) -> dict[str, Any]:
-    """An entry's fields; ``AuditVerificationError`` if the body is not a canonical entry."""
+    """An entry's fields; ``AuditVerificationError`` if the body is not a canonical entry (or
+    is over ``MAX_BODY``: it is not parsed then)."""
+    if len(body) > MAX_BODY:
+        raise AuditVerificationError(
+            f"entry {index}: its body is {len(body)} bytes, over the {MAX_BODY} an entry may "
+            "hold: not an entry logwarden writes"
+        )
     try:
         fields = json.loads(body)
     except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5,000-digit number, nesting
@@ -108,3 +131,91 @@ def parse_body(index: int, body: bytes) -> dict[str, Any]:
     if type(fields.get("at")) is not int or canonical(fields) != body:
         raise AuditVerificationError(f"entry {index}: its body is not in canonical form")
     return fields
+
+
+# -- what each kind holds ------------------------------------------------------------------------
+
+
+def _int(value: object) -> bool:
+    return type(value) is int  # not a bool
+
+
+def _str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _maybe(check: Any) -> Any:
+    return lambda value: value is None or check(value)
+
+
+def _list(value: object) -> bool:
+    return isinstance(value, list)
+
+
+def _dict(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+_SIGNATURE = {"made": _int, "sig": _str}  # authority.py: when it was signed, and the signature
+_SESSION = {"session": _str}
+_BY = {"by": _str}
+_DESTROYED = {**_SESSION, **_BY, "policy": _dict}
+
+# kind → {field: check} for every field besides kind and at; no other field may appear.
+_FIELDS: dict[str, dict[str, Any]] = {
+    "session": {
+        **_SESSION,
+        "day": _int,
+        "interests": _maybe(_str),
+        "addresses": _list,
+        "people": _str,
+        "receipts": _str,
+    },
+    "message": {**_SESSION, "seq": _int, "slot": _int, "sealed": _str, "text": _str},
+    "end": {**_SESSION, "reason": _str, "by": _maybe(_int), "messages": _int},
+    "report": {**_SESSION, "slot": _int, "reason": _str, "comment": _maybe(_str)},
+    "safety": {**_SESSION, "slot": _maybe(_int), "event": _str, "detail": _dict},
+    "flag": {**_SESSION, **_BY, "reason": _maybe(_str)},
+    "hold": {**_SESSION, **_BY, "reason": _str},
+    "release": {**_SESSION, **_BY, "hold": _maybe(_int), "reason": _str},
+    "erasure": {**_SESSION, "until": _int, "end": _int, "window": _int},
+    "shred": {**_DESTROYED, "what": _list, "why": _str, "keys": _str},
+    "delete": {**_DESTROYED, "why": _str},
+    "keys": {**_BY, "buckets": _list, "policy": _dict},
+    "kek": {**_BY},
+    "read": {**_SESSION, **_BY, "what": _str, "reason": _str},
+    "export": {**_SESSION, **_BY, "reason": _str, "messages": _int},
+    "resume": {**_BY, "reason": _str, "alarm": _dict},
+}
+# Fields a kind may leave out: a read names a session when it reads one.
+_OPTIONAL = {"read": frozenset({"session"})}
+# kind → (every field's check, signature included; the fields it must have). Worked out once:
+# ``audit verify`` asks this of every entry, a million messages included.
+_SHAPES = {
+    kind: (
+        (checks := fields | (_SIGNATURE if kind in SIGNED else {})),
+        frozenset(checks) - _OPTIONAL.get(kind, frozenset()),
+    )
+    for kind, fields in _FIELDS.items()
+}
+
+
+def schema_problem(fields: dict[str, Any]) -> str | None:
+    """What is wrong with an entry's fields (as ``parse_body`` read them) for its kind: a
+    field missing, of the wrong type, or one its kind does not have; None if nothing.
+
+    Checked by ``audit verify`` on every entry: a body logwarden did not write counts for
+    nothing, however it got into the log."""
+    kind = fields["kind"]
+    checks, required = _SHAPES[kind]
+    for name, value in fields.items():
+        check = checks.get(name)
+        if check is None:
+            if name not in ("kind", "at"):
+                return f"a {kind} entry has no field {name!r}"
+        elif not check(value):
+            return f"the field {name!r} of a {kind} entry is malformed"
+    missing = required.difference(fields)
+    if missing:
+        return f"a {kind} entry needs the field {min(missing)!r}"
+    return None

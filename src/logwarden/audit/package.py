@@ -10,26 +10,29 @@ A package is a zip file holding:
 - ``checkpoint``: the signed checkpoint every proof leads to;
 - ``audit.pub``: the log's verifier key (compare it with the one the operator publishes).
 
-``verify_package`` checks, in order: the checkpoint's signature; every entry's inclusion in it;
-that each entry is the session's; that each message's text, number, sender and time are the
-ones its entry commits to; and that the numbers run 1..n with ``n`` the count the end entry
-records, so no message can be edited, reordered, added or dropped.
+``verify_package`` checks, in order: the archive's layout (``archive``: one that every zip
+reader reads alike) and the sizes its members declare; the checkpoint's signature; that
+transcript.json holds exactly the format's fields, no more; every entry's inclusion in the
+checkpoint; that each entry is the session's; that each message's text, number, sender and
+time are the ones its entry commits to; and that the numbers run 1..n with ``n`` the count the
+end entry records, so no message can be edited, reordered, added or dropped. Nothing in a
+package is left unverified, so nothing unverified can ride along in it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
-import io
 import json
-import zipfile
+import re
+import struct
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from logwarden.audit import archive, merkle
 from logwarden.audit import checkpoint as notes
-from logwarden.audit import merkle
 from logwarden.audit.entries import entry, parse_body
 from logwarden.audit.log import AuditLog
 from logwarden.audit.proofs import verify_inclusion
@@ -48,8 +51,41 @@ __all__ = [
 ]
 
 FORMAT = "logwarden-transcript/1"
-MAX_MEMBER_BYTES = 64 << 20  # 64 MiB: a transcript is far smaller; a bigger member is hostile
 _MEMBERS = ("transcript.json", "transcript.html", "checkpoint", "audit.pub")
+
+# How much a package may hold (docs/audit.md). Each member's declared size is held to its
+# limit before anything is inflated, and inflating stops at it whatever a header says.
+MAX_TRANSCRIPT_BYTES = 32 << 20  # transcript.json, whatever the log: over 10,000 messages
+# Below that, by the checkpoint's size: a package holds no more messages than the log has
+# entries, and one message at the 10,000-character limit, every character escaped (6 bytes
+# in JSON), with its entry and a 64-hash proof takes under 96 KiB.
+_TRANSCRIPT_BASE_BYTES = 256 << 10
+_TRANSCRIPT_BYTES_PER_ENTRY = 96 << 10
+MAX_KEY_BYTES = 4096  # audit.pub: one line
+MAX_CHECKPOINT_BYTES = notes.MAX_NOTE_FILE_BYTES  # as for a checkpoint file
+# The whole file: both big members at their largest, barely compressed.
+MAX_PACKAGE_BYTES = 2 * MAX_TRANSCRIPT_BYTES + (1 << 20)
+# transcript.html renders the JSON's strings escaped, one character as up to 6 bytes
+# ("&#x27;"), without the proofs; it must be exactly the rendering, checked once the JSON is.
+_HTML_BYTES_PER_JSON_BYTE = 6
+_HTML_BASE_BYTES = 64 << 10
+# Parsed JSON costs 30 to 60 bytes of memory per value however short its text, so `[{},{},…]`
+# takes twenty times its size. A transcript's values average over 60 bytes of JSON each
+# (hashes, proofs, entry bodies): JSON denser than one value per 24 bytes is refused unread.
+_BYTES_PER_VALUE = 24
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+# The format's fields, each level exactly: an unknown field is content nobody verified.
+_DOCUMENT_FIELDS = frozenset({"format", "session", "audit_salt", "messages", "exported"})
+_SESSION_FIELDS = frozenset({"id", "started_at", "ended_at", "end_reason", "entry", "end_entry"})
+_MESSAGE_FIELDS = frozenset({"seq", "slot", "at", "text", "entry"})
+_EXPORTED_FIELDS = frozenset({"at", "by", "reason", "entry"})
+_ENTRY_FIELDS = frozenset({"index", "body", "proof"})
+
+
+def transcript_limit(entries: int) -> int:
+    """The most transcript.json may hold when its proofs lead to a checkpoint of ``entries``."""
+    return min(MAX_TRANSCRIPT_BYTES, _TRANSCRIPT_BASE_BYTES + _TRANSCRIPT_BYTES_PER_ENTRY * entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +162,29 @@ class TranscriptPackage:
         }
 
     def to_zip(self) -> bytes:
+        """The package, in the one layout ``verify_package`` accepts; raises
+        ``AuditVerificationError`` if it would be larger than a package may be."""
         document = self.transcript_json()
-        text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("transcript.json", text)
-            archive.writestr("transcript.html", render_html(document))
-            archive.writestr("checkpoint", self.checkpoint)
-            archive.writestr("audit.pub", self.verifier_key + "\n")
-        return buffer.getvalue()
+        text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True).encode()
+        limit = transcript_limit(self.checkpoint_size)
+        if len(text) > limit:
+            raise AuditVerificationError(
+                f"the transcript takes {len(text)} bytes as JSON, more than a package may hold "
+                f"({limit}): it is too long to export as one package"
+            )
+        files = [
+            ("transcript.json", text),
+            ("transcript.html", render_html(document).encode()),
+            ("checkpoint", self.checkpoint),
+            ("audit.pub", (self.verifier_key + "\n").encode()),
+        ]
+        data = archive.write(files, at_ms=self.exported_at)
+        if len(data) > MAX_PACKAGE_BYTES:
+            raise AuditVerificationError(
+                f"the package would take {len(data)} bytes, more than a package may "
+                f"({MAX_PACKAGE_BYTES}): it is too long to export as one package"
+            )
+        return data
 
 
 @dataclass(slots=True)
@@ -164,10 +214,10 @@ def verify_package(data: bytes, *, verifier_key: str | None = None) -> VerifiedT
     except AuditVerificationError:
         raise
     # A hostile package must get a verdict, not a traceback: whatever the archive or JSON
-    # layer raises on input built to break it (a damaged deflate stream, an encrypted member,
-    # nesting 100,000 deep, a 5,000-digit number, a lone surrogate) means "does not verify".
+    # layer raises on input built to break it (a damaged deflate stream, nesting 100,000
+    # deep, a 5,000-digit number, a lone surrogate) means "does not verify".
     except (
-        zipfile.BadZipFile,
+        struct.error,
         zlib.error,
         NotImplementedError,
         RuntimeError,
@@ -185,22 +235,18 @@ def verify_package(data: bytes, *, verifier_key: str | None = None) -> VerifiedT
 
 
 def _verify_package(data: bytes, verifier_key: str | None) -> VerifiedTranscript:
-    # 1. Read the archive: exactly the expected members, each of bounded size.
-    members = _read_members(data)
-    try:
-        document = json.loads(members["transcript.json"], object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AuditVerificationError(f"transcript.json is not JSON: {exc}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise AuditVerificationError(f"transcript.json is not a {FORMAT} document")
-    # 2. The checkpoint, signed by the log's key.
-    packaged_key = members["audit.pub"].decode("ascii", "replace").strip()
+    # 1. The archive: its layout, its four members, and the sizes they declare; nothing is
+    # inflated yet.
+    members = _members(data)
+    # 2. The small parts, which bound the rest: the key, and the checkpoint it signed.
+    packaged_key = _packaged_key(archive.read(data, members["audit.pub"], limit=MAX_KEY_BYTES))
     key = verifier_key.strip() if verifier_key is not None else packaged_key
     try:
         verifier = notes.VerifierKey.parse(key)
-    except ValueError as exc:
+    except (ValueError, AuditVerificationError) as exc:
         raise AuditVerificationError(f"the verifier key is malformed: {exc}") from None
-    checkpoint = notes.verify(members["checkpoint"], verifier_key=verifier, origin=verifier.name)
+    note = archive.read(data, members["checkpoint"], limit=MAX_CHECKPOINT_BYTES)
+    checkpoint = notes.verify(note, verifier_key=verifier, origin=verifier.name)
     result = VerifiedTranscript(
         session_id="",
         messages=0,
@@ -216,46 +262,108 @@ def _verify_package(data: bytes, verifier_key: str | None) -> VerifiedTranscript
         )
     elif packaged_key != key:
         result.warnings.append("the package's audit.pub is not the key given; it was not used")
-    # 3. The entries: included in the checkpoint, and the session's.
+    # 3. transcript.json, no larger than the checkpoint's log can account for; its entries
+    # included in the checkpoint, and the session's.
+    limit = transcript_limit(checkpoint.size)
+    document = _document(archive.read(data, members["transcript.json"], limit=limit))
     _check_document(document, checkpoint, result)
-    # 4. The readable copy says what the JSON says.
-    if members["transcript.html"] != render_html(document).encode():
+    # 4. The readable copy says what the JSON says: it is exactly the rendering, so its size
+    # is known before it is inflated.
+    rendered = render_html(document).encode()
+    html = members["transcript.html"]
+    if html.size != len(rendered) or archive.read(data, html, limit=len(rendered)) != rendered:
         raise AuditVerificationError(
             "transcript.html is not the rendering of transcript.json: it was edited"
         )
     return result
 
 
-def _read_members(data: bytes) -> dict[str, bytes]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise AuditVerificationError("not a transcript package (not a zip file)") from None
-    with archive:
-        names = [info.filename for info in archive.infolist()]
-        if sorted(names) != sorted(_MEMBERS):
-            raise AuditVerificationError(
-                f"a package holds exactly {', '.join(_MEMBERS)}; this one holds {', '.join(names)}"
-            )
-        members = {}
-        for info in archive.infolist():
-            if info.file_size > MAX_MEMBER_BYTES:
-                raise AuditVerificationError(
-                    f"{info.filename} is too large ({info.file_size} bytes)"
-                )
-            with archive.open(info) as member:
-                content = member.read(MAX_MEMBER_BYTES + 1)
-            if len(content) > MAX_MEMBER_BYTES:
-                raise AuditVerificationError(f"{info.filename} is too large")
-            members[info.filename] = content
+def _members(data: bytes) -> dict[str, archive.Member]:
+    """The package's members by name, once its layout is canonical, it holds exactly the four
+    members, and none declares more than a package's can hold."""
+    if len(data) > MAX_PACKAGE_BYTES:
+        raise AuditVerificationError(
+            f"the file holds more than {MAX_PACKAGE_BYTES} bytes, more than any package: not one"
+        )
+    found = archive.members(data)
+    names = [member.name for member in found]
+    if sorted(names) != sorted(_MEMBERS):
+        raise AuditVerificationError(
+            f"a package holds exactly {', '.join(_MEMBERS)}, once each; this one holds "
+            f"{', '.join(names)}"
+        )
+    members = {member.name: member for member in found}
+    transcript = members["transcript.json"].size
+    limits = {
+        "audit.pub": MAX_KEY_BYTES,
+        "checkpoint": MAX_CHECKPOINT_BYTES,
+        "transcript.json": MAX_TRANSCRIPT_BYTES,
+        "transcript.html": _HTML_BASE_BYTES + _HTML_BYTES_PER_JSON_BYTE * transcript,
+    }
+    for name, limit in limits.items():
+        archive.check_size(members[name], limit)
     return members
+
+
+def _packaged_key(raw: bytes) -> str:
+    """audit.pub: one line holding a verifier key, as the export writes it, and nothing else."""
+    text = raw.decode("ascii", "replace")
+    key = text.removesuffix("\n")
+    try:
+        notes.VerifierKey.parse(key)
+    except (ValueError, AuditVerificationError) as exc:
+        raise AuditVerificationError(f"audit.pub is not a verifier key: {exc}") from None
+    if text != key + "\n":
+        raise AuditVerificationError("audit.pub holds more than one verifier key line")
+    return key
+
+
+def _document(raw: bytes) -> dict[str, Any]:
+    """transcript.json parsed, once it is UTF-8 and no denser in values than a transcript."""
+    values = _values(raw)
+    if values > len(raw) // _BYTES_PER_VALUE + 64:
+        raise AuditVerificationError(
+            f"transcript.json holds {values} values in {len(raw)} bytes, far more than a "
+            "transcript has: refused before it is parsed"
+        )
+    try:
+        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AuditVerificationError(f"transcript.json is not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise AuditVerificationError(f"transcript.json is not a {FORMAT} document")
+    return document
+
+
+def _values(raw: bytes) -> int:
+    """How many values JSON text holds, about (one per separator or container outside its
+    strings): counted without parsing it."""
+    bare = _JSON_STRING.sub(b"", raw)
+    return bare.count(b",") + bare.count(b"[") + bare.count(b"{")
+
+
+def _fields(value: Any, expected: frozenset[str], where: str) -> dict[str, Any]:
+    """``value``, an object with exactly the ``expected`` fields: a field more is content no
+    proof covers, which a reader would take as verified."""
+    if not isinstance(value, dict):
+        raise AuditVerificationError(f"transcript.json is malformed: {where} is not an object")
+    unknown, missing = sorted(set(value) - expected), sorted(expected - set(value))
+    if unknown:
+        raise AuditVerificationError(
+            f"transcript.json has a field the format does not, {unknown[0][:60]!r} {where}: "
+            "nothing outside the format is verified, so a package holding it does not verify"
+        )
+    if missing:
+        raise AuditVerificationError(f"transcript.json lacks the field {missing[0]!r} {where}")
+    return value
 
 
 def _check_document(
     document: dict[str, Any], checkpoint: notes.Checkpoint, result: VerifiedTranscript
 ) -> None:
+    _fields(document, _DOCUMENT_FIELDS, "at its top level")
+    session = _fields(document["session"], _SESSION_FIELDS, "in session")
     try:
-        session = document["session"]
         session_id = _str(session["id"])
         salt = bytes.fromhex(_str(document["audit_salt"]))
         messages = document["messages"]
@@ -323,6 +431,7 @@ def _check_export(exported: Any, session_id: str, checkpoint: notes.Checkpoint) 
     """Who exported the transcript, when and why, as its own entry proves."""
     if not isinstance(exported, dict):
         raise AuditVerificationError("the package does not say who exported it")
+    _fields(exported, _EXPORTED_FIELDS, "in exported")
     fields = _included(exported.get("entry"), checkpoint, "the export entry")
     if fields.get("kind") != "export" or fields.get("session") != session_id:
         raise AuditVerificationError("the export entry is not an export of this session")
@@ -339,6 +448,7 @@ def _check_message(
 ) -> None:
     if not isinstance(message, dict):
         raise AuditVerificationError(f"message {position} is not an object")
+    _fields(message, _MESSAGE_FIELDS, f"in message {position}")
     seq, slot, at, text = (message.get(k) for k in ("seq", "slot", "at", "text"))
     if not (_is_int(seq) and _is_int(slot) and _is_int(at) and isinstance(text, str)):
         raise AuditVerificationError(
@@ -367,6 +477,7 @@ def _included(packaged: Any, checkpoint: notes.Checkpoint, what: str) -> dict[st
     """The fields of a packaged entry, once its inclusion in the checkpoint is proven."""
     if not isinstance(packaged, dict) or not isinstance(packaged.get("proof"), list):
         raise AuditVerificationError(f"{what} is malformed (no index, body and proof)")
+    _fields(packaged, _ENTRY_FIELDS, f"in {what}")
     index: Any = packaged.get("index")
     body = _str(packaged.get("body")).encode("ascii")
     proof = [bytes.fromhex(_str(h)) for h in packaged["proof"]]
@@ -524,7 +635,7 @@ def build_package(
         salt=salt,
         messages=messages,
         session_entry=starts[0],
-        end_entry=ends[-1] if ends else None,
+        end_entry=ends[0] if ends else None,  # the first counts, as for `audit verify`
         checkpoint=note,
         checkpoint_size=signed.size,
         verifier_key=str(audit.verifier),

@@ -15,8 +15,11 @@ Three layers, each naming what it finds (docs/audit.md):
    another), and an entry without its row was deleted, unless a later entry records that
    retention or an erasure destroyed it.
 
-An entry that excuses missing rows or lifts a protection counts only if the log's key signed
-it and the log's own account of the session allowed it (``ledger.py``).
+Every entry but the recorder's bulk ones counts only if the log's key signed it, and an
+entry that excuses missing rows or lifts a protection only if the log's own account of the
+session allowed it (``ledger.py``). A gap in the log is named and stops the tree's
+recomputation there: every loop goes by what is stored, never by a size or index an entry or
+the head claims.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from typing import Any
 from logwarden.audit import checkpoint as notes
 from logwarden.audit import merkle
 from logwarden.audit.entries import digest, metadata_commitment, parse_body
-from logwarden.audit.ledger import Ledger, SessionState
+from logwarden.audit.ledger import Ledger, SessionState, retention_differences
 from logwarden.audit.log import read_head
-from logwarden.errors import AuditVerificationError
+from logwarden.errors import AuditVerificationError, StoreError
 from logwarden.store import AuditEntryRow, AuditHead, SessionRecord, Store
 from logwarden.store._audit import NODE_STRIDE
 
@@ -91,13 +94,15 @@ def verify_log(
     verifier: notes.VerifierKey,
     origin: str,
     anchors: Sequence[tuple[str, bytes]] = (),
+    alarm: str | None = None,
 ) -> Verification:
     """Check the whole log and the rows it covers; the result lists every problem found.
 
     ``anchors`` are checkpoints kept outside the database, as (where, note): the signer's own
     (``keys/audit.last``) and any a witness kept. The database's checkpoints can be deleted
     or rolled back by whoever can write to it; these cannot, so the log must still reach and
-    match each of them.
+    match each of them. ``alarm`` is what the signer recorded when it refused to sign
+    (``keys/audit.alarm``): while it stands it is a problem, whatever else verifies.
 
     Every checkpoint's root is compared with the root recomputed from the entries at its
     size: all of them matching one recomputed tree is what makes them consistent with each
@@ -106,14 +111,24 @@ def verify_log(
     Raises ``StoreError`` only if the store cannot be read at all.
     """
     result = Verification()
+    if alarm is not None:
+        result.problems.append(
+            Problem(
+                None,
+                f"the signer stopped signing: {alarm}; it signs nothing until an operator "
+                "clears the alarm (`logwarden audit clear-alarm --reason …`)",
+            )
+        )
     head = _read_head(store, result)
     signed = _signed_checkpoints(store, verifier, origin, anchors, head, result)
     # Entries appended after this are left to the next run.
     size = head.size if head is not None else _UNBOUNDED
     sessions = _Sessions(Ledger(verifier))
-    tree = _recompute(store, signed, sessions, result, size=size)
-    _check_head(head, tree, signed, result)
+    tree, gap = _recompute(store, signed, sessions, result, size=size)
+    if gap is None:
+        _check_head(head, tree, signed, result)
     _check_rows(store, sessions, result)
+    result.notes.extend(sessions.ledger.notes)
     return result
 
 
@@ -239,13 +254,18 @@ def _entries(store: Store, size: int) -> Iterator[AuditEntryRow]:
 
 def _recompute(
     store: Store, signed: list[_Signed], sessions: _Sessions, result: Verification, *, size: int
-) -> merkle.CompactRange:
+) -> tuple[merkle.CompactRange, int | None]:
+    """The tree of the entries as stored, and where a gap stopped it (None if none).
+
+    Past a gap nothing is comparable (every later index is off), so the tree stops there; the
+    entries after it are still read one by one, for what each says."""
     tree = merkle.CompactRange()
     stored = store.audit_nodes()
     pending = list(signed)
     named: list[tuple[int, int]] = []  # ranges of entries a problem already names
     mismatched: list[tuple[int, int]] = []  # stored nodes that differ, named once all is read
     verdicts: dict[int, bool] = {}  # checkpoint size → whether its root matched
+    gap: int | None = None
 
     def check_node(level: int, index: int, h: bytes) -> None:
         if not level or level % NODE_STRIDE:
@@ -262,34 +282,40 @@ def _recompute(
         named.append((first, last))
 
     for row in _entries(store, size):
-        if row.idx != tree.size:
+        if gap is None and row.idx != tree.size:
             if row.idx < tree.size:  # cannot happen with a primary key; fail closed anyway
                 result.problems.append(Problem(row.idx, f"entry {row.idx} appears twice"))
                 continue
+            gap = tree.size
             result.problems.append(
                 Problem(
-                    tree.size,
-                    f"entries {tree.size}..{row.idx - 1} are missing: removed from the log",
+                    gap,
+                    f"entries {gap}..{row.idx - 1} are missing: removed from the log (nothing "
+                    "after them is compared with the checkpoints)",
                     row.idx - 1,
                 )
             )
-            named.append((tree.size, row.idx - 1))
-            while tree.size < row.idx:  # keep the indexes: later entries are named rightly
-                tree.append(merkle.EMPTY_ROOT)
-        pending = _check_roots(tree, pending, result, verdicts)
-        leaf = merkle.leaf_hash(row.body)
-        if _check_entry(row, leaf, sessions, result):
+        if gap is None:
+            pending = _check_roots(tree, pending, result, verdicts)
+        leaf = _check_entry(row, sessions, result)
+        if leaf is None:
             named.append((row.idx, row.idx))
             # Go on with the stored leaf hash: the nodes above are then checked against what
             # was stored, and an altered body is named once, at its entry.
-            leaf = row.leaf_hash if len(row.leaf_hash) == merkle.HASH_SIZE else leaf
-        tree.append(leaf, on_node=check_node)
+            leaf = row.leaf_hash if _is_hash(row.leaf_hash) else merkle.EMPTY_ROOT
+        if gap is None:
+            tree.append(leaf, on_node=check_node)
     result.size = tree.size
-    _check_roots(tree, pending, result, verdicts)
+    if gap is None:
+        _check_roots(tree, pending, result, verdicts)
     for first, last in mismatched:
         clean_below = not any(a < first for a, _b in named if (a, _b) != (first, last))
         result.problems.append(_rewritten(first, last, verdicts, clean_below=clean_below))
-    return tree
+    return tree, gap
+
+
+def _is_hash(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == merkle.HASH_SIZE
 
 
 def _rewritten(first: int, last: int, verdicts: dict[int, bool], *, clean_below: bool) -> Problem:
@@ -325,37 +351,52 @@ def _rewritten(first: int, last: int, verdicts: dict[int, bool], *, clean_below:
     return Problem(low, what, high)
 
 
-def _check_entry(
-    row: AuditEntryRow, leaf: bytes, sessions: _Sessions, result: Verification
-) -> bool:
-    """Check one entry on its own; True if it has a problem."""
+def _check_entry(row: AuditEntryRow, sessions: _Sessions, result: Verification) -> bytes | None:
+    """Check one entry on its own and hand it to the ledger; its leaf hash, or None if the
+    entry itself is not what was appended (named)."""
+    if not _well_typed(row):
+        what = f"entry {row.idx}: a column of it is not of its type (text for bytes?): altered"
+        result.problems.append(Problem(row.idx, what))
+        return None
+    leaf = merkle.leaf_hash(row.body)
     if leaf != row.leaf_hash:
         result.problems.append(
             Problem(
                 row.idx, f"entry {row.idx} does not hash to its leaf hash: its body was altered"
             )
         )
-        return True
+        return None
     try:
         fields = parse_body(row.idx, row.body)
     except AuditVerificationError as exc:
         result.problems.append(Problem(row.idx, str(exc)))
-        return True
+        return None
     if (fields["kind"], fields["at"], fields.get("session")) != (row.kind, row.at, row.session_id):
         result.problems.append(
             Problem(row.idx, f"entry {row.idx}: its columns do not match its body: altered")
         )
-        return True
-    if row.kind == "message" and row.session_id is not None:
-        sessions.messages.setdefault(row.session_id, []).append(row.idx)
-        return False
-    if row.kind == "session" and row.session_id is not None:
-        sessions.started.setdefault(row.session_id, row.idx)
-    problem = sessions.ledger.observe(row.idx, fields)
-    if problem is not None:
-        # Named, but the entry itself is intact: the tree above it is still checked.
+        return None
+    # Named, but the entry itself is intact: the tree above it is still checked.
+    for problem in sessions.ledger.observe(row.idx, fields):
         result.problems.append(Problem(row.idx, problem))
-    return False
+    if row.idx not in sessions.ledger.void and isinstance(row.session_id, str):
+        if row.kind == "message":
+            sessions.messages.setdefault(row.session_id, []).append(row.idx)
+        elif row.kind == "session":
+            sessions.started.setdefault(row.session_id, row.idx)
+    return leaf
+
+
+def _well_typed(row: AuditEntryRow) -> bool:
+    """SQLite keeps what it is given in any column: an entry's columns must be their types."""
+    return (
+        type(row.idx) is int
+        and type(row.at) is int
+        and isinstance(row.kind, str)
+        and (row.session_id is None or isinstance(row.session_id, str))
+        and isinstance(row.body, bytes)
+        and isinstance(row.leaf_hash, bytes)
+    )
 
 
 def _check_roots(
@@ -435,34 +476,27 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
         result.problems.append(
             Problem(None, f"an entry is stored at index {row.idx}, outside the log: inserted")
         )
-    in_store = set(store.session_ids())
+    try:
+        listed: list[object] = list(store.session_ids())
+    except StoreError as exc:  # a row the store's reader refuses (a value of the wrong type)
+        result.problems.append(Problem(None, f"the sessions cannot be listed: {exc}"))
+        return
+    in_store = set()
+    for session_id in listed:
+        if isinstance(session_id, str):
+            in_store.add(session_id)
+        else:  # SQLite keeps bytes in a text column; no session of ours has such an id
+            what = f"a session row's id is not text ({session_id!r}): inserted"
+            result.problems.append(Problem(None, what))
     for session_id in sorted(set(sessions.started) - in_store):
         state = sessions.ledger.state(session_id)
         if not state.deleted:
             index = sessions.started[session_id]
             result.problems.append(_missing_session(session_id, index, state))
     for session_id in sorted(in_store):
-        record = store.session(session_id)
-        if record is None:
-            continue  # deleted since the list was read
-        found = store.audit_entries_of(session_id)
-        found += store.audit_entries_at(sessions.messages.pop(session_id, []))
-        unique = {e.idx: e for e in found if 0 <= e.idx < size}
-        entries = [unique[idx] for idx in sorted(unique)]
-        if not entries:
-            # Fail closed: a session's start time is the attacker's to write, so "older than
-            # the log" cannot excuse it (a log upgraded from before the audit log says so too).
-            result.problems.append(
-                Problem(
-                    None,
-                    f"session {session_id} has no audit entry: it was inserted (or recorded "
-                    "before this log had an audit log)",
-                )
-            )
-            continue
         try:
-            _check_session(record, _readable(entries), sessions.ledger.state(session_id), result)
-        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            _check_session_rows(store, session_id, sessions, result, size=size)
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError, StoreError) as exc:
             # Rows of the wrong type (text where bytes belong, JSON that is not JSON) are
             # tampering too, and must be reported, not crash the check.
             result.problems.append(
@@ -470,6 +504,32 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
                     None, f"session {session_id}: a row is malformed ({exc.__class__.__name__})"
                 )
             )
+
+
+def _check_session_rows(
+    store: Store, session_id: str, sessions: _Sessions, result: Verification, *, size: int
+) -> None:
+    record = store.session(session_id)
+    if record is None:
+        return  # deleted since the list was read
+    found = store.audit_entries_of(session_id)
+    found += store.audit_entries_at(sessions.messages.pop(session_id, []))
+    # Entries outside the tree, and those that count for nothing, hold no row to anything.
+    void = sessions.ledger.void
+    unique = {e.idx: e for e in found if 0 <= e.idx < size and e.idx not in void}
+    entries = [unique[idx] for idx in sorted(unique)]
+    if not entries:
+        # Fail closed: a session's start time is the attacker's to write, so "older than
+        # the log" cannot excuse it (a log upgraded from before the audit log says so too).
+        result.problems.append(
+            Problem(
+                None,
+                f"session {session_id} has no audit entry: it was inserted (or recorded "
+                "before this log had an audit log)",
+            )
+        )
+        return
+    _check_session(record, _readable(entries), sessions.ledger.state(session_id), result)
 
 
 def _missing_session(session_id: str, index: int, state: SessionState) -> Problem:
@@ -516,6 +576,7 @@ def _check_session(
     problems.extend(_compare_reports(record, by_kind.get("report", [])))
     problems.extend(_compare_state(record, state))
     problems.extend(_compare_safety(record, by_kind.get("safety", [])))
+    problems.extend(_restored(record, state))
 
 
 def _compare_start(
@@ -532,8 +593,9 @@ def _compare_start(
         yield Problem(
             index, f"session {sid}: its participants (IP pseudonyms) differ from entry {index}"
         )
+    # Receipts go only with their session: none may be missing, added or moved.
     receipts = [(r.slot, r.token_digest) for r in record.receipts]
-    if record.receipts and start.get("receipts") != metadata_commitment(salt, receipts):
+    if start.get("receipts") != metadata_commitment(salt, receipts):
         yield Problem(index, f"session {sid}: its receipts differ from entry {index}")
     committed = start.get("addresses") or []
     slots = [address.slot for address in record.addresses]
@@ -599,7 +661,7 @@ def _compare_end(
     if not entries:
         yield Problem(None, f"session {sid}: the store says it ended, no entry records it")
         return
-    index, fields = entries[-1]
+    index, fields = entries[0]  # the first end counts; a second one is void (ledger.py)
     if (fields.get("at"), fields.get("reason"), fields.get("by")) != (
         ended.ended_at,
         ended.reason,
@@ -650,26 +712,28 @@ def _compare_safety(
 def _compare_state(record: SessionRecord, state: SessionState) -> Iterator[Problem]:
     """The retention columns must be what the entries say (the ledger's account): a report,
     flag or preserving safety event sets ``reported_at`` (the first one's time, or an earlier
-    one's written with it), a hold
-    ``held_at`` (its time) until a valid release, a signed erasure request ``erase_after``.
-    Clearing or back-dating any of them would let the purge destroy evidence, or erase a chat
-    nobody asked to erase."""
-    sid, row = record.session.id, record.retention
-    if not state.reported_as(row.reported_at):
+    one's written with it), a hold ``held_at`` and ``hold_reason`` until a valid release, a
+    valid erasure request ``erase_after``."""
+    for index, what in retention_differences(record.retention, state):
+        yield Problem(index, what)
+
+
+def _restored(record: SessionRecord, state: SessionState) -> Iterator[Problem]:
+    """Rows that a valid entry records as destroyed must be gone: rows back from a copy of
+    the store bring back what retention gave up (and a purge cut short between its entry and
+    its deletion leaves them until the next purge finishes it)."""
+    sid, why = record.session.id, "restored from a copy, or a purge cut short"
+    if state.deleted:
+        deleted = state.destroyed_by["session"]
         yield Problem(
-            state.reported_entry,
-            f"session {sid}: reported since {row.reported_at} in the store, the entries say "
-            f"{state.reported_at}",
+            deleted, f"session {sid} is in the store, but entry {deleted} deleted it: {why}"
         )
-    if row.held_at != state.held_at:
-        yield Problem(
-            state.hold_changed,
-            f"session {sid}: held since {row.held_at} in the store, the entries say "
-            f"{state.held_at}",
-        )
-    if row.erase_after != state.erase_after:
-        yield Problem(
-            state.erasure_entry,
-            f"session {sid}: an erasure is due at {row.erase_after} in the store, the entries "
-            f"say {state.erase_after}",
-        )
+        return
+    for item, rows in (("messages", record.messages), ("addresses", record.addresses)):
+        index = state.destroyed_by.get(item)
+        if rows and index is not None:
+            yield Problem(
+                index,
+                f"session {sid}: its {item} are in the store, but entry {index} "
+                f"destroyed them: {why}",
+            )

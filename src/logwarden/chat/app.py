@@ -24,7 +24,7 @@ from logwarden.chat.server import ChatServer
 from logwarden.clock import Clock, SystemClock
 from logwarden.config import SafetySettings, Settings
 from logwarden.datadir import open_audit, open_keystore, open_retention, open_store, open_vault
-from logwarden.errors import LogwardenError
+from logwarden.errors import AuditVerificationError, LogwardenError
 from logwarden.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
 from logwarden.retention import Retention
 from logwarden.safety import PiiDetector, RiskPolicy
@@ -60,6 +60,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             store=store,
             vault=vault,
             retention=retention,
+            audit=audit,
             window=settings.recorder.commit_window_ms / 1000,
             max_batch=settings.recorder.max_batch,
         )
@@ -215,6 +216,8 @@ async def _checkpoint_on_schedule(audit: AuditLog, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(audit.checkpoint)
+        except AuditVerificationError:
+            pass  # a refusal raises the alarm, which the audit log logs once (audit/log.py)
         except Exception:
             # A failed signature (the database away) is retried at the next tick; the log
             # itself is unharmed, its entries are already durable.
@@ -224,6 +227,8 @@ async def _checkpoint_on_schedule(audit: AuditLog, interval: float) -> None:
 def _final_checkpoint(audit: AuditLog) -> None:
     try:
         audit.checkpoint()
+    except AuditVerificationError:
+        pass  # the alarm is raised and logged already
     except Exception:
         log.exception("could not sign the last audit checkpoint")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logwarden.audit.entries import digest, entry, metadata_commitment, sha256_hex
+from logwarden.audit.log import AuditLog
 from logwarden.recorder.batcher import GroupCommitter
 from logwarden.retention.policy import RAW_IP, SESSION, day_of
 from logwarden.retention.service import Retention
@@ -185,6 +186,11 @@ class Recorder:
     A session's data keys are made (durable in the keystore) in the same group commit that
     records its start, before its rows are written. Its rows carry the session's day bucket,
     or ``PRESERVED`` once it is reported, and a report re-wraps its keys (``Retention.apply``).
+
+    Reports and safety events are signed with the audit log's key (``audit.sign``), one
+    signature each on the committer's thread: they are rare, and they decide how long a chat
+    is kept. Sessions, messages and ends are not: a signature per message would cost the chat
+    its rate, and they are held to their rows instead (docs/audit.md).
     """
 
     def __init__(
@@ -193,12 +199,14 @@ class Recorder:
         store: Store,
         vault: Vault,
         retention: Retention,
+        audit: AuditLog,
         window: float,
         max_batch: int,
     ) -> None:
         self._store = store
         self._vault = vault
         self._retention = retention
+        self._audit = audit
         # Re-wrapping a reported session's keys happens after its commit, off the writer
         # thread: it waits for the retention lock (a purge may hold it for seconds), which must
         # not stall everyone's messages, and its failure must not fail a batch already durable
@@ -346,7 +354,7 @@ class Recorder:
                 body = json.dumps(detail, sort_keys=True, separators=(",", ":"))
                 batch.safety.append(SafetyEventRow(session_id, slot, at, kind, body))
                 batch.audit.append(
-                    entry(
+                    self._audit.entry(
                         "safety",
                         at=at,
                         session_id=session_id,
@@ -386,7 +394,7 @@ class Recorder:
                 batch.reports.append(
                     ReportRow(session_id, reporter_slot, reason, comment_sealed, created_at)
                 )
-                batch.audit.append(report_entry(batch.reports[-1]))
+                batch.audit.append(self._audit.sign(report_entry(batch.reports[-1])))
 
     def _add_start(self, batch: WriteBatch, start: _SessionStart) -> None:
         seal, session_id = self._vault.seal, start.session_id

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from logwarden.audit.merkle import CompactRange
 
 DayTable = Literal["messages", "addresses"]
 
@@ -348,6 +351,11 @@ class Store(Protocol):
 
     def audit_root(self, size: int) -> bytes:
         """The root of the tree of the first ``size`` entries, from the stored nodes."""
+        ...
+
+    def audit_range(self, size: int) -> CompactRange:
+        """The compact range (the perfect subtrees) of the first ``size`` entries, from the
+        stored nodes. Raises ``ValueError`` if a hash it needs is missing or malformed."""
         ...
 
     def save_checkpoint(self, *, size: int, at: int, note: bytes, history_ms: int) -> bool:

@@ -8,13 +8,16 @@ buckets of ``messages`` are partitions on PostgreSQL and plain rows on SQLite
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from functools import partial
-from itertools import chain
+from functools import cache, partial
+from itertools import chain, product
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -306,54 +309,63 @@ class SqlStore:
             .limit(limit)
         )
         with _store_errors("read the session list"), self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-            ids = [row[0] for row in rows]
+            rows = _typed("sessions", _SummaryRow, conn.execute(query), key=("id",))
+            ids = [row.id for row in rows]
             pseudonyms: dict[str, list[str]] = {}
             found = conn.execute(
-                select(p.c.session_id, p.c.ip_pseudonym)
+                select(p.c.session_id, p.c.ip_pseudonym, p.c.slot)
                 .where(p.c.session_id.in_(ids))
                 .order_by(p.c.session_id, p.c.slot)
             )
-            for session_id, pseudonym in found:
-                pseudonyms.setdefault(session_id, []).append(pseudonym)
+            for pseudonym in _typed("participants", _PseudonymRow, found, key=_CHILD):
+                pseudonyms.setdefault(pseudonym.session_id, []).append(pseudonym.ip_pseudonym)
         return [
             SessionSummary(
-                id=row[0],
-                started_at=row[1],
-                ended_at=row[2],
-                end_reason=row[3],
-                message_count=row[4],
-                report_count=row[5],
-                ip_pseudonyms=tuple(pseudonyms.get(row[0], ())),
+                id=row.id,
+                started_at=row.started_at,
+                ended_at=row.ended_at,
+                end_reason=row.end_reason,
+                message_count=row.message_count,
+                report_count=row.report_count,
+                ip_pseudonyms=tuple(pseudonyms.get(row.id, ())),
             )
             for row in rows
         ]
 
     def session(self, session_id: str) -> SessionRecord | None:
+        columns = select(*(_s.c[name] for name in _SessionColumns._fields))
         with _store_errors("read a session"), self._engine.connect() as conn:
-            row = conn.execute(select(_s).where(_s.c.id == session_id)).first()
-            if row is None:
+            found = _typed(
+                "sessions", _SessionColumns, conn.execute(columns.where(_s.c.id == session_id))
+            )
+            if not found:
                 return None
+            row = found[0]
 
-            def rows_of(table: Table, kind: type[_Row], order: str) -> tuple[_Row, ...]:
+            def rows_of(
+                table: Table, kind: type[_Row], order: str, key: str = "slot"
+            ) -> tuple[_Row, ...]:
                 """The session's rows of ``table`` as ``kind`` (its fields are columns)."""
                 query = (
                     select(*(table.c[name] for name in kind._fields))
                     .where(table.c.session_id == session_id)
                     .order_by(table.c[order])
                 )
-                return tuple(kind(*x) for x in conn.execute(query))
+                return tuple(_typed(table.name, kind, conn.execute(query), key=("session_id", key)))
 
             people = rows_of(schema.participants, ParticipantRow, "slot")
             addresses = rows_of(schema.addresses, AddressRow, "slot")
-            said = rows_of(schema.messages, MessageRow, "seq")
-            reported = rows_of(schema.reports, ReportRow, "id")
+            said = rows_of(schema.messages, MessageRow, "seq", "seq")
+            reported = rows_of(schema.reports, ReportRow, "id", "created_at")
             tokens = rows_of(schema.receipts, ReceiptRow, "slot")
-            events = rows_of(schema.safety_events, SafetyEventRow, "id")
+            events = rows_of(schema.safety_events, SafetyEventRow, "id", "at")
+        # An end without a reason is a changed row, passed on as it always was: `audit verify`
+        # names the end as differing from its entry.
+        reason: Any = row.end_reason
         ended = (
             None
             if row.ended_at is None
-            else SessionEndRow(session_id, row.ended_at, row.end_reason, row.ended_by)
+            else SessionEndRow(session_id, row.ended_at, reason, row.ended_by)
         )
         return SessionRecord(
             session=SessionRow(
@@ -364,7 +376,7 @@ class SqlStore:
             addresses=addresses,
             messages=said,
             reports=reported,
-            retention=RetentionState(*(row._mapping[column] for column in _RETENTION)),
+            retention=RetentionState(*(getattr(row, column.name) for column in _RETENTION)),
             safety=events,
             receipts=tokens,
         )
@@ -519,7 +531,8 @@ class SqlStore:
 
     def session_ids(self) -> list[str]:
         with _store_errors("read the sessions"), self._engine.connect() as conn:
-            return list(conn.scalars(select(_s.c.id).order_by(_s.c.id)))
+            rows = _typed("sessions", _IdRow, conn.execute(select(_s.c.id).order_by(_s.c.id)))
+            return [row.id for row in rows]
 
     def sessions_in_days(self, table: DayTable, *, through_day: int) -> list[str]:
         t = _DAY_TABLES[table]
@@ -568,7 +581,7 @@ class SqlStore:
         if limit is not None:
             query = query.limit(limit)
         with _store_errors("read the audit log"), self._engine.connect() as conn:
-            return [AuditEntryRow(*row) for row in conn.execute(query)]
+            return _typed("audit_entries", AuditEntryRow, conn.execute(query))
 
     def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
         e, m = schema.audit_entries, schema.messages
@@ -579,7 +592,7 @@ class SqlStore:
             .where(m.c.session_id == session_id, e.c.kind == "message")
         )
         with _store_errors("read the audit log"), self._engine.connect() as conn:
-            rows = [AuditEntryRow(*row) for row in conn.execute(others.union_all(said))]
+            rows = _typed("audit_entries", AuditEntryRow, conn.execute(others.union_all(said)))
         return sorted(rows, key=lambda row: row.idx)
 
     def audit_entries_at(self, indexes: Sequence[int]) -> list[AuditEntryRow]:
@@ -588,7 +601,7 @@ class SqlStore:
         with _store_errors("read the audit log"), self._engine.connect() as conn:
             for chunk in _chunks(sorted(set(indexes))):
                 query = select(*e.c).where(e.c.idx.in_(chunk))
-                rows.extend(AuditEntryRow(*row) for row in conn.execute(query))
+                rows.extend(_typed("audit_entries", AuditEntryRow, conn.execute(query)))
         return sorted(rows, key=lambda row: row.idx)
 
     def audit_nodes(self) -> dict[tuple[int, int], bytes]:
@@ -612,6 +625,14 @@ class SqlStore:
         with _store_errors("compute an audit root"), self._engine.connect() as conn:
             hash_at = _audit.node_reader(conn, merkle.compact_nodes(0, size))
             return merkle.root_from(hash_at, size)
+
+    def audit_range(self, size: int) -> merkle.CompactRange:
+        with _store_errors("read the audit tree"), self._engine.connect() as conn:
+            try:
+                hash_at = _audit.node_reader(conn, merkle.compact_nodes(0, size))
+            except StoreError as exc:  # a hash it needs is not stored: damage, not an outage
+                raise ValueError(str(exc)) from None
+            return merkle.CompactRange.from_nodes(hash_at, size)
 
     def save_checkpoint(self, *, size: int, at: int, note: bytes, history_ms: int) -> bool:
         h, c = schema.audit_head, schema.audit_checkpoints
@@ -660,6 +681,128 @@ class SqlStore:
                 self._writer.close()
                 self._writer = None
         self._engine.dispose()
+
+
+# -- values of the wrong type ------------------------------------------------------------------
+#
+# SQLite types each value, not each column: whoever can write the database file can put text
+# in a blob column, bytes in a text column, text in an integer column (PostgreSQL cannot).
+# The readers of the CLI, the export and `audit verify` (recent_sessions, session,
+# session_ids, audit_entries*) hold every row to one rule, in ``_typed``:
+#
+# - a value of its field's type is handed back as it is: the only case on PostgreSQL, and
+#   rows keep the types they always had;
+# - text in a bytes column is handed back as its UTF-8 bytes, which are the very bytes SQLite
+#   holds (casting between text and blob keeps them): hashing or comparing it judges it as
+#   the original would be, so `audit verify` names it if it differs from its entry;
+# - any other value has no honest form in its field's type (a time that is 'abc', a session
+#   id that is bytes could neither be shown as one nor looked up again as one): the reader
+#   raises StoreError naming the table, the row and the column. Nothing logwarden writes
+#   looks like that: the row was changed in the database.
+#
+# So a caller never hashes, sorts, formats or serialises a value of a type it was not
+# promised. (The purge's and the server's own readers hand rows back as stored.)
+
+
+class _SummaryRow(NamedTuple):  # recent_sessions' columns
+    id: str
+    started_at: int
+    ended_at: int | None
+    end_reason: str | None
+    message_count: int
+    report_count: int
+
+
+class _PseudonymRow(NamedTuple):
+    session_id: str
+    ip_pseudonym: str
+    slot: int
+
+
+class _IdRow(NamedTuple):
+    id: str
+
+
+class _SessionColumns(NamedTuple):  # a sessions row, every column
+    id: str
+    started_at: int
+    day: int
+    interests_sealed: bytes
+    ended_at: int | None
+    end_reason: str | None
+    ended_by: int | None
+    reported_at: int | None
+    held_at: int | None
+    hold_reason: str | None
+    erase_after: int | None
+    audit_salt: bytes | None
+
+
+_CHILD = ("session_id", "slot")
+
+
+def _typed(
+    table: str,
+    kind: type[_Row],
+    rows: Iterable[Sequence[Any]],
+    *,
+    key: tuple[str, ...] | None = None,
+) -> list[_Row]:
+    """``rows`` as ``kind``, once each value has its field's type (the rule above); ``key``
+    names the fields that name a row in an error (by default, the first)."""
+    well_typed = _shape(kind)[0]
+    return [
+        kind(*row) if tuple(map(type, row)) in well_typed else _retyped(table, kind, row, key)
+        for row in rows
+    ]
+
+
+@cache
+def _shape(
+    kind: type[NamedTuple],
+) -> tuple[frozenset[tuple[type, ...]], tuple[tuple[type, ...], ...]]:
+    """Every combination of types a well-typed ``kind`` has (one set lookup accepts a row),
+    and the types each field may hold."""
+    hints = typing.get_type_hints(kind)
+    fields = tuple(
+        typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        for hint in (hints[name] for name in kind._fields)
+    )
+    return frozenset(product(*fields)), fields
+
+
+def _retyped(table: str, kind: type[_Row], row: Sequence[Any], key: tuple[str, ...] | None) -> _Row:
+    _well_typed, fields = _shape(kind)
+    values = []
+    for name, value, allowed in zip(kind._fields, row, fields, strict=True):
+        if type(value) in allowed:
+            values.append(value)
+        elif isinstance(value, str) and bytes in allowed:
+            values.append(value.encode("utf-8"))
+        else:
+            names = key or kind._fields[:1]
+            which = ", ".join(f"{n} {_shown(row[kind._fields.index(n)])}" for n in names)
+            raise StoreError(
+                f"{table} row ({which}): its {name} holds {_type_name(value)} where "
+                f"{' or '.join(map(_type_name, allowed))} belongs: the row was changed in the "
+                "database (logwarden never writes that)"
+            )
+    return kind(*values)
+
+
+def _type_name(value: Any) -> str:
+    kind = value if isinstance(value, type) else type(value)
+    names = {int: "an integer", str: "text", bytes: "bytes", float: "a real number"}
+    return names.get(kind, "NULL" if kind is type(None) else kind.__name__)
+
+
+def _shown(value: Any) -> str:
+    """A stored value that names a row, shown whatever its type, briefly."""
+    if isinstance(value, bytes):
+        return f"x'{value[:16].hex()}{'…' if len(value) > 16 else ''}'"
+    if isinstance(value, str):
+        return repr(value[:40] + ("…" if len(value) > 40 else ""))
+    return repr(value)[:40]
 
 
 _PG_TYPES = {  # the column types of schema.py, as binary COPY dumps them
@@ -751,4 +894,15 @@ def _store_errors(doing: str) -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
+        undecodable = _NOT_UTF8.search(str(exc))
+        if undecodable is not None:
+            # SQLite's text that is not UTF-8 (written as bytes cast to text): the driver's
+            # message quotes the bytes, which are row values; name the column instead.
+            raise StoreError(
+                f"could not {doing}: its column {undecodable[1]} holds text that is not UTF-8: "
+                "a row was changed in the database (logwarden never writes that)"
+            ) from None
         raise StoreError(f"could not {doing}: {exc.__class__.__name__}: {exc}") from exc
+
+
+_NOT_UTF8 = re.compile(r"Could not decode to UTF-8 column '(\w+)'")
