@@ -303,8 +303,9 @@ class Store(Protocol):
         """Sessions without an end: at start-up, those the server that ran them left open."""
         ...
 
-    def session_ids(self) -> list[str]:
-        """Every session in the log."""
+    def session_ids(self, *, well_typed_only: bool = False) -> list[str]:
+        """Every session in the log. ``StoreError`` names a row whose id is not text (SQLite
+        lets a tampered row hold any type); ``well_typed_only`` leaves such rows out instead."""
         ...
 
     def sessions_in_days(self, table: DayTable, *, through_day: int) -> list[str]:

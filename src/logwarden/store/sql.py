@@ -529,10 +529,12 @@ class SqlStore:
         with _store_errors("read unfinished sessions"), self._engine.connect() as conn:
             return list(conn.scalars(query))
 
-    def session_ids(self) -> list[str]:
+    def session_ids(self, *, well_typed_only: bool = False) -> list[str]:
         with _store_errors("read the sessions"), self._engine.connect() as conn:
-            rows = _typed("sessions", _IdRow, conn.execute(select(_s.c.id).order_by(_s.c.id)))
-            return [row.id for row in rows]
+            rows = conn.execute(select(_s.c.id).order_by(_s.c.id))
+            if well_typed_only:
+                return [session_id for (session_id,) in rows if isinstance(session_id, str)]
+            return [row.id for row in _typed("sessions", _IdRow, rows)]
 
     def sessions_in_days(self, table: DayTable, *, through_day: int) -> list[str]:
         t = _DAY_TABLES[table]
