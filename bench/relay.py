@@ -645,7 +645,8 @@ class ClientProcess:
 class CpuSnapshot:
     at: float
     server_main: float  # seconds of CPU, the event-loop thread
-    server_other: float  # the other threads (the group-commit writer, mostly)
+    server_other: float  # the other threads (the group commit's, when it is in the server)
+    server_children: float  # its child processes: the session log's writer, the risk scorer
     clients: float
     # Context switches of the server's event-loop thread: (voluntary, involuntary). A thread
     # that waits for the GIL or the other thread switches voluntarily.
@@ -665,8 +666,13 @@ class CpuWatch:
                 main += busy
             else:
                 other += busy
+        children = 0.0
+        for child in self.server.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # one that ended meanwhile
+                times = child.cpu_times()
+                children += times.user + times.system
         clients = sum(c.cpu_seconds() for c in self.clients)
-        return CpuSnapshot(time.perf_counter(), main, other, clients, self._switches())
+        return CpuSnapshot(time.perf_counter(), main, other, children, clients, self._switches())
 
     def _switches(self) -> tuple[int, int]:
         counts = {"voluntary_ctxt_switches": 0, "nonvoluntary_ctxt_switches": 0}
@@ -689,6 +695,7 @@ class CpuWatch:
         return {
             "server_event_loop_pct": pct(start.server_main, end.server_main),
             "server_other_threads_pct": pct(start.server_other, end.server_other),
+            "server_children_pct": pct(start.server_children, end.server_children),
             "client_pct": pct(start.clients, end.clients),
             "loop_voluntary_switches": end.switches[0] - start.switches[0],
             "loop_involuntary_switches": end.switches[1] - start.switches[1],
@@ -730,9 +737,13 @@ _SYNC_LINE = re.compile(r"\(\s*([0-9.]+) ms\): .*?\b(?:fdatasync|fsync)\(")
 
 
 def sync_tracer(pid: int, out: Path) -> Sidecar:
-    """Every fsync/fdatasync of the server and how long it took: ``perf trace`` (tracepoints,
-    no ptrace, so the server is not slowed the way strace would slow it)."""
-    return Sidecar(["perf", "trace", "-e", "fdatasync,fsync", "-p", str(pid), "-o", str(out)])
+    """Every fsync/fdatasync of the server and of its child processes (the session log's
+    writer is one) and how long it took: ``perf trace`` (tracepoints, no ptrace, so the
+    server is not slowed the way strace would slow it)."""
+    pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    return Sidecar(
+        ["perf", "trace", "-e", "fdatasync,fsync", "-p", ",".join(map(str, pids)), "-o", str(out)]
+    )
 
 
 def parse_syncs(out: Path) -> dict[str, Any] | None:
@@ -985,7 +996,8 @@ def summarise_relay(
         run["relayed_per_second"] = round(relayed / seconds, 1)
         run["acked_per_second"] = round(handled / seconds, 1)
     if handled:
-        busy_ms = (cpu["server_event_loop_pct"] + cpu["server_other_threads_pct"]) * seconds * 10
+        busy_pct = sum(cpu[k] for k in ("server_event_loop_pct", "server_other_threads_pct"))
+        busy_ms = (busy_pct + cpu["server_children_pct"]) * seconds * 10
         run["server_cpu_us_per_message"] = round(busy_ms * 1000 / handled, 1)
         switches = cpu["loop_voluntary_switches"] + cpu["loop_involuntary_switches"]
         run["loop_switches_per_message"] = round(switches / handled, 2)
@@ -1010,7 +1022,8 @@ def one_line(run: dict[str, Any]) -> str:
     cpu = run["cpu"]
     return (
         f"{text}; CPU server loop {cpu['server_event_loop_pct']}% + other threads "
-        f"{cpu['server_other_threads_pct']}%, load generator {cpu['client_pct']}%"
+        f"{cpu['server_other_threads_pct']}% + child processes {cpu['server_children_pct']}%, "
+        f"load generator {cpu['client_pct']}%"
         + (
             f"; {run['syncs']['count']} fsyncs (p50 {run['syncs']['p50_ms']} ms, "
             f"p99 {run['syncs']['p99_ms']} ms, max {run['syncs']['max_ms']} ms)"
@@ -1123,7 +1136,8 @@ def report(runs: Sequence[dict[str, Any]], summary: dict[str, Any], options: Opt
     if relay:
         header = (
             f"{'run':<16}{'log':<5}{'msg/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
-            f"{'max ms':>9}{'count':>9}{'loop%':>7}{'thr%':>6}{'gen%':>6}{'us/msg':>8}"
+            f"{'max ms':>9}{'count':>9}{'loop%':>7}{'thr%':>6}{'kids%':>6}{'gen%':>6}"
+            f"{'us/msg':>8}"
             f"{'fsyncs':>8}{'msg/fsync':>10}"
         )
         lines += [header, "-" * len(header)]
@@ -1135,14 +1149,16 @@ def report(runs: Sequence[dict[str, Any]], summary: dict[str, Any], options: Opt
                 f"{r['scenario'] + ' #' + str(r['round']):<16}{r['log']:<5}{rate:>9}"
                 f"{lat['p50']:>9.2f}{lat['p90']:>9.2f}{lat['p99']:>9.2f}{lat['max']:>9.2f}"
                 f"{lat['count']:>9}{cpu['server_event_loop_pct']:>7.0f}"
-                f"{cpu['server_other_threads_pct']:>6.0f}{cpu['client_pct']:>6.0f}"
+                f"{cpu['server_other_threads_pct']:>6.0f}{cpu['server_children_pct']:>6.0f}"
+                f"{cpu['client_pct']:>6.0f}"
                 f"{r.get('server_cpu_us_per_message', '-'):>8}"
                 f"{r['syncs']['count'] if r['syncs'] else '-':>8}"
                 f"{r.get('messages_per_sync', '-'):>10}"
             )
         lines += [
-            "loop% / thr%: server event-loop thread / its other threads (the group commit), gen%:"
-            " load generator, in percent of one core; us/msg: server CPU per message handled;",
+            "loop% / thr% / kids%: server event-loop thread / its other threads / its child"
+            " processes (the session log's writer, the risk scorer), gen%: load generator, in"
+            " percent of one core; us/msg: CPU of the server and its children per message;",
             "fsyncs: fsync+fdatasync calls of the server in the window (perf trace), msg/fsync:"
             " messages logged per sync, about the group-commit batch size.",
             "",

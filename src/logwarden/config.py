@@ -84,6 +84,9 @@ class RecorderSettings(_Section):
     commit_window_ms: float = Field(1.0, ge=0, le=100)  # wait this long for more to batch
     max_batch: int = Field(1024, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Record in a process beside the server's (recorder/process.py): the sealing and writing
+    # then take nothing from the event loop's GIL. False: in the server's own process.
+    process: bool = True
 
 
 class RetentionSettings(_Section):

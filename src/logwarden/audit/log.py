@@ -387,11 +387,11 @@ class AuditLog:
         grown = merkle.CompactRange.from_hashes(tree.size, tree.hashes)
         while grown.size < size:
             start = grown.size
-            rows = self._store.audit_entries(start, min(size, start + _CHUNK))
-            for expected, row in enumerate(rows, start=start):
-                if row.idx != expected or not isinstance(row.body, bytes):
+            rows = self._store.audit_bodies(start, min(size, start + _CHUNK))
+            for expected, (idx, body) in enumerate(rows, start=start):
+                if idx != expected or not isinstance(body, bytes):
                     break
-                grown.append(merkle.leaf_hash(row.body))
+                grown.append(merkle.leaf_hash(body))
             if grown.size == start or grown.size < start + len(rows):
                 raise AuditVerificationError(
                     f"the audit log of {size} entries does not extend checkpoint {signed}: "

@@ -25,7 +25,7 @@ from logwarden.clock import Clock, SystemClock
 from logwarden.config import SafetySettings, Settings
 from logwarden.datadir import open_audit, open_keystore, open_retention, open_store, open_vault
 from logwarden.errors import AuditVerificationError, LogwardenError
-from logwarden.recorder import Recorder, SessionLog, UnsafeNoLogRecorder
+from logwarden.recorder import Recorder, RecorderProcess, SessionLog, UnsafeNoLogRecorder
 from logwarden.retention import Retention
 from logwarden.safety import PiiDetector, RiskPolicy
 from logwarden.store import SessionEndRow, Store, WriteBatch
@@ -53,10 +53,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     store = open_store(settings)
     audit = open_audit(settings, store=store, clock=clock)
     retention = open_retention(settings, store=store, keystore=keystore, audit=audit, clock=clock)
-    session_log: SessionLog = (
-        UnsafeNoLogRecorder()
-        if settings.unsafe_bench_no_log
-        else Recorder(
+    session_log: SessionLog
+    if settings.unsafe_bench_no_log:
+        session_log = UnsafeNoLogRecorder()
+    elif settings.recorder.process and isinstance(clock, SystemClock):
+        # A clock given here (tests) could not be shared with another process.
+        session_log = RecorderProcess(settings)
+    else:
+        session_log = Recorder(
             store=store,
             vault=vault,
             retention=retention,
@@ -64,7 +68,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             window=settings.recorder.commit_window_ms / 1000,
             max_batch=settings.recorder.max_batch,
         )
-    )
     chat = ChatServer(
         settings=settings.chat,
         retention=settings.retention,
@@ -92,6 +95,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 "%d sessions of an earlier run had no end: ended as interrupted", interrupted
             )
         session_log.start(asyncio.get_running_loop())
+        await session_log.started()
         await chat.start()
         # What exists now (modules, the detector's phone metadata, the risk lexicon) lives as
         # long as the server: out of the collector's sight, each full collection is shorter by
@@ -109,7 +113,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             purging.cancel()
             signing.cancel()
             await chat.shutdown()
-            session_log.close()
+            await session_log.aclose()
             for task in (purging, signing):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

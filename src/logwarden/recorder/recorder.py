@@ -17,6 +17,7 @@ from typing import Protocol
 
 from logwarden.audit.entries import digest, entry, metadata_commitment, sha256_hex
 from logwarden.audit.log import AuditLog
+from logwarden.errors import StoreError
 from logwarden.recorder.batcher import GroupCommitter
 from logwarden.retention.policy import RAW_IP, SESSION, day_of
 from logwarden.retention.service import Retention
@@ -177,7 +178,15 @@ class SessionLog(Protocol):
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
 
+    async def started(self) -> None:
+        """Return once records are taken (a writer process may take a moment to start)."""
+        ...
+
     def close(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Write everything submitted, then stop; the loop goes on meanwhile."""
+        ...
 
 
 class Recorder:
@@ -225,9 +234,15 @@ class Recorder:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._committer.start(loop)
 
+    async def started(self) -> None:
+        return None
+
     def close(self) -> None:
         self._committer.close()
         self._followups.shutdown(wait=True)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the retention work of every report committed so far is done."""
@@ -336,13 +351,31 @@ class Recorder:
         for start in new:
             self._days[start.session_id] = day_of(start.started_at)
 
+    def _live_day(self, session_id: str) -> int:
+        """The day of a live session. One this recorder did not start (its writer process was
+        restarted mid-chat, recorder/process.py) is read back from the store, with its last
+        message's number and whether it is preserved."""
+        day = self._days.get(session_id)
+        if day is not None:
+            return day
+        record = self._store.session(session_id)
+        if record is None or record.ended is not None:
+            raise StoreError(f"session {session_id} is not a live session of the log")
+        self._last_seq[session_id] = max((m.seq for m in record.messages), default=0)
+        state = record.retention
+        if state.reported_at is not None or state.held_at is not None:
+            self._preserved.add(session_id)
+        day = self._days[session_id] = record.session.day
+        return day
+
     def _add(self, batch: WriteBatch, record: _Record) -> None:
         seal = self._vault.seal
         match record:
             case _Message(session_id, seq, slot, sent_at, text):
                 raw = text.encode()
                 sealed = seal(raw, session_id=session_id, label=message_label(seq, slot, sent_at))
-                bucket = PRESERVED if session_id in self._preserved else self._days[session_id]
+                day = self._live_day(session_id)
+                bucket = PRESERVED if session_id in self._preserved else day
                 batch.messages.append(MessageRow(session_id, seq, bucket, slot, sent_at, sealed))
                 commitment = self._vault.text_commitment(raw, session_id=session_id, seq=seq)
                 batch.audit.append(message_entry(batch.messages[-1], commitment))
@@ -368,6 +401,7 @@ class Recorder:
                     if session_id in self._days:
                         self._preserved.add(session_id)
             case _SessionEnd(session_id, ended_at, reason, ended_by):
+                self._live_day(session_id)  # its message count, if it began in another writer
                 batch.ends.append(SessionEndRow(session_id, ended_at, reason, ended_by))
                 batch.audit.append(
                     entry(
@@ -480,7 +514,13 @@ class UnsafeNoLogRecorder:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         return None
 
+    async def started(self) -> None:
+        return None
+
     def close(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
     async def session_started(

@@ -14,8 +14,8 @@ If the worker dies, the chat goes on: the loss is logged and scoring continues i
 own process, each session starting afresh from its next message. ``inline=True`` scores there
 from the start (``[safety] risk_process = false``).
 
-Frames are a 4-byte length and a pickle, between this process and the child it started, on a
-private socket pair: no one else can write to it.
+Frames are a 4-byte length and a pickle (``logwarden._frames``), between this process and the
+child it started, on a private socket pair: no one else can write to it.
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import pickle
 import socket
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from logwarden._frames import frame, read_frame, read_frame_blocking
 from logwarden.safety.scoring import Assessment, ConversationRisk, RiskPolicy
 
 __all__ = ["RiskWorker"]
 
 log = logging.getLogger("logwarden.safety")
 
-_LENGTH = struct.Struct("!I")
 _PARTICIPANTS = ("0", "1")  # the chat's two slots: either can be the one at risk
 
 
@@ -144,16 +142,14 @@ class RiskWorker:
         if self._inline is not None or self._writer is None or not self._pending:
             return
         batch, self._pending = self._pending, []
-        body = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
         # Unbounded on purpose: the worker scores tens of thousands of messages a second,
         # several times what the server can relay, so the buffer stays small.
-        self._writer.write(_LENGTH.pack(len(body)) + body)
+        self._writer.write(frame(batch))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                size = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))[0]
-                for answer in pickle.loads(await reader.readexactly(size)):  # noqa: S301 - our child
+                for answer in await read_frame(reader):
                     self._dispatch(answer)
         except (asyncio.IncompleteReadError, ConnectionError):
             self._died()
@@ -226,9 +222,9 @@ def _serve(sock: socket.socket, policy: RiskPolicy) -> None:
     """The worker process: score what comes in, answer with what changed, until EOF."""
     sessions: dict[str, _Scored] = {}
     with sock, sock.makefile("rb") as incoming:
-        while (header := incoming.read(_LENGTH.size)) and len(header) == _LENGTH.size:
+        while (events := read_frame_blocking(incoming)) is not None:
             answers: list[tuple[Any, ...]] = []
-            for event in pickle.loads(incoming.read(_LENGTH.unpack(header)[0])):  # noqa: S301
+            for event in events:
                 if event[0] == "m":
                     session_id = event[1]
                     scored = sessions.get(session_id)
@@ -243,5 +239,4 @@ def _serve(sock: socket.socket, policy: RiskPolicy) -> None:
                 else:  # "sync": everything before it is answered
                     answers.append(("synced", event[1]))
             if answers:
-                body = pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL)
-                sock.sendall(_LENGTH.pack(len(body)) + body)
+                sock.sendall(frame(answers))

@@ -331,6 +331,11 @@ class Store(Protocol):
         at most ``limit`` of them."""
         ...
 
+    def audit_bodies(self, start: int, stop: int) -> list[tuple[object, object]]:
+        """``(idx, body)`` of the stored entries with ``start <= idx < stop``, in order, as
+        stored (the caller checks their types): the signer's read, done at the chat's rate."""
+        ...
+
     def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
         """Every entry about one session, in order: its message entries through the message
         rows that remain, the others through the index."""
