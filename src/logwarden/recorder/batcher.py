@@ -8,9 +8,10 @@ commit runs, so the commit cost is shared by many items. See docs/recorder.md.
 
 Two workers take turns so that preparing one batch overlaps writing the one before it: the
 write is mostly the database's own work, which runs without the GIL (SQLite's B-tree inserts
-and its fsync), and the preparation is Python, which needs it. One worker alone did the two
-one after the other: the recorder ran at 40% of the database's plain insert rate
-(bench/ingest.py). While one worker writes, the other takes what is queued, prepares it, and
+and its fsync), and the preparation is Python, which needs it. The gain is small: side by side on
+bench/ingest.py (SQLite, three runs each, alternating) one worker recorded 8,300 to 9,600
+messages a second and two 9,100 to 9,900, about 6% more, as large as the noise between runs
+(docs/BENCHMARKS.md). While one worker writes, the other takes what is queued, prepares it, and
 goes on taking and preparing what comes until the write is done: its batch is as large as one
 thread's would be (everything that came during the write), and mostly prepared when due.
 Batches are still taken, prepared and written in queue order, one at a time each. At low load
