@@ -1494,6 +1494,56 @@ class TestRowsOfAnotherType:
         assert "session ids in the store are not text (b'A')" in caplog.text
 
 
+class TestSessionsReadTogether:
+    """Verify reads the rows and entries of many sessions at once (``_SESSIONS_PER_READ``);
+    here two at a time, so that the built log's sessions span several reads."""
+
+    @pytest.fixture(autouse=True)
+    def two_per_read(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("logwarden.audit.verify._SESSIONS_PER_READ", 2)
+
+    def test_the_log_as_made_verifies_across_reads(self, log: Copy) -> None:
+        result = log.verify()
+        assert result.ok, problems(result)
+
+    def test_each_read_names_its_own_sessions(self, log: Copy) -> None:
+        """A change in the first session and one in the last (by id): each named, once."""
+        ids = sorted(chat.session_id for chat in log.built.chats.values())
+        for sid in (ids[0], ids[-1]):
+            log.run("UPDATE messages SET slot = 1 - slot WHERE session_id = :s AND seq = 1", s=sid)
+        found = [p.what for p in log.verify().problems]
+        for sid in (ids[0], ids[-1]):
+            named = [what for what in found if what.startswith(f"message {sid}#1: its sender")]
+            assert len(named) == 1, found
+
+    def test_a_message_row_naming_another_sessions_entry_is_named(self, log: Copy) -> None:
+        """A message row moved to another session of a different read, its entry with it: the
+        entry names its own session, so both sessions' accounts are short or wrong."""
+        plain, last = log.sid("plain"), log.sid("last")
+        log.run(
+            "UPDATE messages SET session_id = :t, seq = 99 WHERE session_id = :s AND seq = 1",
+            s=plain,
+            t=last,
+        )
+        found = [p.what for p in log.verify().problems]
+        assert any(f"message {plain}#1" in what for what in found), found
+        assert any(f"{last}#99" in what for what in found), found
+
+    @pytest.mark.parametrize("built", ["sqlite"], indirect=True)  # PostgreSQL keeps types
+    def test_a_malformed_row_does_not_hide_the_other_sessions_of_its_read(self, log: Copy) -> None:
+        """A row of another type stops the read of its sessions together: each is then read
+        alone, the malformed one named and its neighbour's change found all the same."""
+        ids = sorted(chat.session_id for chat in log.built.chats.values())
+        broken, neighbour = ids[0], ids[1]  # read together, two at a time
+        log.run("UPDATE participants SET slot = 'one' WHERE session_id = :s AND slot = 0", s=broken)
+        log.run(
+            "UPDATE messages SET slot = 1 - slot WHERE session_id = :s AND seq = 1", s=neighbour
+        )
+        found = [p.what for p in log.verify().problems]
+        assert f"session {broken}: a row is malformed (StoreError)" in found, found
+        assert any(what.startswith(f"message {neighbour}#1: its sender") for what in found), found
+
+
 class TestDrillsAndPolicy:
     def test_a_purge_dated_ahead_of_its_signing_is_named(self, fresh: Copy) -> None:
         """A purge as of 400 days ahead run on the live log (the retention service's clock

@@ -25,8 +25,10 @@ the head claims.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from typing import Any
 
 from logwarden.audit import checkpoint as notes
@@ -41,6 +43,7 @@ from logwarden.store._audit import NODE_STRIDE
 __all__ = ["Problem", "Verification", "verify_log"]
 
 _CHUNK = 10_000  # entries read per query
+_SESSIONS_PER_READ = 200  # sessions whose rows and entries are read together
 _UNBOUNDED = 1 << 62  # the log's size when its head is too damaged to say: read every entry
 
 
@@ -486,27 +489,85 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
         if not state.deleted:
             index = sessions.started[session_id]
             result.problems.append(_missing_session(session_id, index, state))
-    for session_id in sorted(in_store):
+    ordered = sorted(in_store)
+    for start in range(0, len(ordered), _SESSIONS_PER_READ):
+        chunk = ordered[start : start + _SESSIONS_PER_READ]
         try:
-            _check_session_rows(store, session_id, sessions, result, size=size)
-        except (TypeError, ValueError, KeyError, AttributeError, RecursionError, StoreError) as exc:
-            # Rows of the wrong type (text where bytes belong, JSON that is not JSON) are
-            # tampering too, and must be reported, not crash the check.
-            result.problems.append(
-                Problem(
-                    None, f"session {session_id}: a row is malformed ({exc.__class__.__name__})"
+            records = {r.session.id: r for r in store.sessions(chunk)}
+            entries = _entries_of(store, list(records.values()), sessions)
+        except _MALFORMED:
+            # A row of another type stops the reading of them all: read each session on its
+            # own, so that the malformed one is named and the others are still checked.
+            for session_id in chunk:
+                check = partial(_check_session_rows, store, session_id, sessions, result, size)
+                _guarded(session_id, result, check)
+            continue
+        for session_id in chunk:
+            record = records.get(session_id)
+            if record is not None:  # else deleted since the list was read
+                found = entries[session_id]
+                _guarded(
+                    session_id,
+                    result,
+                    partial(_check_record, record, found, sessions, result, size),
                 )
-            )
+
+
+# Rows of the wrong type (text where bytes belong, JSON that is not JSON) are tampering too,
+# and must be reported, not crash the check.
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError, RecursionError, StoreError)
+
+
+def _guarded(session_id: str, result: Verification, check: Callable[[], None]) -> None:
+    try:
+        check()
+    except _MALFORMED as exc:
+        result.problems.append(
+            Problem(None, f"session {session_id}: a row is malformed ({exc.__class__.__name__})")
+        )
+
+
+def _entries_of(
+    store: Store, records: list[SessionRecord], sessions: _Sessions
+) -> dict[str, list[AuditEntryRow]]:
+    """Each session's entries, read together: those the session index finds (every kind but
+    message), the message entries its rows name, and those the log's first pass found for it
+    (``audit_entries_of`` and ``audit_entries_at`` per session, as a few queries for all)."""
+    ids = [r.session.id for r in records]
+    named = {r.session.id: [m.entry for m in r.messages if m.entry is not None] for r in records}
+    listed = {sid: sessions.messages.get(sid, []) for sid in ids}
+    wanted = [*chain.from_iterable(named.values()), *chain.from_iterable(listed.values())]
+    at = {e.idx: e for e in store.audit_entries_at(wanted)}
+    found: dict[str, list[AuditEntryRow]] = {sid: [] for sid in ids}
+    for entry in store.audit_entries_about(ids):
+        if entry.session_id in found:
+            found[entry.session_id].append(entry)
+    for sid in ids:
+        from_rows = [at[i] for i in named[sid] if i in at and at[i].kind == "message"]
+        found[sid] += from_rows + [at[i] for i in listed[sid] if i in at]
+    return found
 
 
 def _check_session_rows(
-    store: Store, session_id: str, sessions: _Sessions, result: Verification, *, size: int
+    store: Store, session_id: str, sessions: _Sessions, result: Verification, size: int
 ) -> None:
+    """One session's rows against its entries, read on its own."""
     record = store.session(session_id)
     if record is None:
         return  # deleted since the list was read
     found = store.audit_entries_of(session_id)
-    found += store.audit_entries_at(sessions.messages.pop(session_id, []))
+    found += store.audit_entries_at(sessions.messages.get(session_id, []))
+    _check_record(record, found, sessions, result, size)
+
+
+def _check_record(
+    record: SessionRecord,
+    found: list[AuditEntryRow],
+    sessions: _Sessions,
+    result: Verification,
+    size: int,
+) -> None:
+    session_id = record.session.id
     # Entries outside the tree, and those that count for nothing, hold no row to anything.
     void = sessions.ledger.void
     unique = {e.idx: e for e in found if 0 <= e.idx < size and e.idx not in void}

@@ -227,6 +227,11 @@ class Store(Protocol):
         """One session with its participants, messages (in order) and reports."""
         ...
 
+    def sessions(self, session_ids: Sequence[str]) -> list[SessionRecord]:
+        """The sessions of these ids that exist, in id order, as ``session`` reads each:
+        a few queries for hundreds of sessions (``audit verify`` reads them all)."""
+        ...
+
     def reported_pairs(self) -> list[tuple[str, str]]:
         """(reporter, reported) block keys (network pseudonyms) of every report."""
         ...
@@ -339,6 +344,11 @@ class Store(Protocol):
     def audit_entries_of(self, session_id: str) -> list[AuditEntryRow]:
         """Every entry about one session, in order: its message entries through the message
         rows that remain, the others through the index."""
+        ...
+
+    def audit_entries_about(self, session_ids: Sequence[str]) -> list[AuditEntryRow]:
+        """The entries of every kind but message about these sessions, in order (through the
+        session index; message entries are found through their rows)."""
         ...
 
     def audit_entries_at(self, indexes: Sequence[int]) -> list[AuditEntryRow]:

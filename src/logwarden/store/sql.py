@@ -337,53 +337,16 @@ class SqlStore:
         ]
 
     def session(self, session_id: str) -> SessionRecord | None:
-        columns = select(*(_s.c[name] for name in _SessionColumns._fields))
+        found = self.sessions([session_id])
+        return found[0] if found else None
+
+    def sessions(self, session_ids: Sequence[str]) -> list[SessionRecord]:
+        wanted = sorted(set(session_ids))
+        records: list[SessionRecord] = []
         with _store_errors("read a session"), self._engine.connect() as conn:
-            found = _typed(
-                "sessions", _SessionColumns, conn.execute(columns.where(_s.c.id == session_id))
-            )
-            if not found:
-                return None
-            row = found[0]
-
-            def rows_of(
-                table: Table, kind: type[_Row], order: str, key: str = "slot"
-            ) -> tuple[_Row, ...]:
-                """The session's rows of ``table`` as ``kind`` (its fields are columns)."""
-                query = (
-                    select(*(table.c[name] for name in kind._fields))
-                    .where(table.c.session_id == session_id)
-                    .order_by(table.c[order])
-                )
-                return tuple(_typed(table.name, kind, conn.execute(query), key=("session_id", key)))
-
-            people = rows_of(schema.participants, ParticipantRow, "slot")
-            addresses = rows_of(schema.addresses, AddressRow, "slot")
-            said = rows_of(schema.messages, MessageRow, "seq", "seq")
-            reported = rows_of(schema.reports, ReportRow, "id", "created_at")
-            tokens = rows_of(schema.receipts, ReceiptRow, "slot")
-            events = rows_of(schema.safety_events, SafetyEventRow, "id", "at")
-        # An end without a reason is a changed row, passed on as it always was: `audit verify`
-        # names the end as differing from its entry.
-        reason: Any = row.end_reason
-        ended = (
-            None
-            if row.ended_at is None
-            else SessionEndRow(session_id, row.ended_at, reason, row.ended_by)
-        )
-        return SessionRecord(
-            session=SessionRow(
-                row.id, row.started_at, row.day, row.interests_sealed, row.audit_salt
-            ),
-            ended=ended,
-            participants=people,
-            addresses=addresses,
-            messages=said,
-            reports=reported,
-            retention=RetentionState(*(getattr(row, column.name) for column in _RETENTION)),
-            safety=events,
-            receipts=tokens,
-        )
+            for chunk in _chunks(wanted):
+                records.extend(_session_records(conn, chunk))
+        return records
 
     def reported_pairs(self) -> list[tuple[str, str]]:
         r, reporter, reported = (
@@ -610,6 +573,15 @@ class SqlStore:
             rows = _typed("audit_entries", AuditEntryRow, conn.execute(others.union_all(said)))
         return sorted(rows, key=lambda row: row.idx)
 
+    def audit_entries_about(self, session_ids: Sequence[str]) -> list[AuditEntryRow]:
+        e = schema.audit_entries
+        rows: list[AuditEntryRow] = []
+        with _store_errors("read the audit log"), self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(session_ids))):
+                query = select(*e.c).where(e.c.session_id.in_(chunk), e.c.kind != "message")
+                rows.extend(_typed("audit_entries", AuditEntryRow, conn.execute(query)))
+        return sorted(rows, key=lambda row: row.idx)
+
     def audit_entries_at(self, indexes: Sequence[int]) -> list[AuditEntryRow]:
         e = schema.audit_entries
         rows: list[AuditEntryRow] = []
@@ -754,6 +726,65 @@ class _SessionColumns(NamedTuple):  # a sessions row, every column
 
 
 _CHILD = ("session_id", "slot")
+
+
+def _session_records(conn: Connection, session_ids: Sequence[str]) -> list[SessionRecord]:
+    """The records of these sessions (those that exist, in id order): one query per table
+    for all of them."""
+    columns = select(*(_s.c[name] for name in _SessionColumns._fields))
+    found = _typed(
+        "sessions",
+        _SessionColumns,
+        conn.execute(columns.where(_s.c.id.in_(session_ids)).order_by(_s.c.id)),
+    )
+    if not found:
+        return []
+
+    def rows_of(
+        table: Table, kind: type[_Row], order: str, key: str = "slot"
+    ) -> dict[str, list[_Row]]:
+        """The sessions' rows of ``table`` as ``kind`` (its fields are columns), by session."""
+        query = (
+            select(*(table.c[name] for name in kind._fields))
+            .where(table.c.session_id.in_(session_ids))
+            .order_by(table.c.session_id, table.c[order])
+        )
+        by_session: dict[str, list[_Row]] = {}
+        for row in _typed(table.name, kind, conn.execute(query), key=("session_id", key)):
+            by_session.setdefault(row.session_id, []).append(row)  # type: ignore[attr-defined]
+        return by_session
+
+    people = rows_of(schema.participants, ParticipantRow, "slot")
+    addresses = rows_of(schema.addresses, AddressRow, "slot")
+    said = rows_of(schema.messages, MessageRow, "seq", "seq")
+    reported = rows_of(schema.reports, ReportRow, "id", "created_at")
+    tokens = rows_of(schema.receipts, ReceiptRow, "slot")
+    events = rows_of(schema.safety_events, SafetyEventRow, "id", "at")
+    return [
+        SessionRecord(
+            session=SessionRow(
+                row.id, row.started_at, row.day, row.interests_sealed, row.audit_salt
+            ),
+            ended=_session_end(row),
+            participants=tuple(people.get(row.id, ())),
+            addresses=tuple(addresses.get(row.id, ())),
+            messages=tuple(said.get(row.id, ())),
+            reports=tuple(reported.get(row.id, ())),
+            retention=RetentionState(*(getattr(row, column.name) for column in _RETENTION)),
+            safety=tuple(events.get(row.id, ())),
+            receipts=tuple(tokens.get(row.id, ())),
+        )
+        for row in found
+    ]
+
+
+def _session_end(row: _SessionColumns) -> SessionEndRow | None:
+    if row.ended_at is None:
+        return None
+    # An end without a reason is a changed row, passed on as it always was: `audit verify`
+    # names the end as differing from its entry.
+    reason: Any = row.end_reason
+    return SessionEndRow(row.id, row.ended_at, reason, row.ended_by)
 
 
 def _typed(
