@@ -1517,8 +1517,8 @@ class TestSessionsReadTogether:
             assert len(named) == 1, found
 
     def test_a_message_row_naming_another_sessions_entry_is_named(self, log: Copy) -> None:
-        """A message row moved to another session of a different read, its entry with it: the
-        entry names its own session, so both sessions' accounts are short or wrong."""
+        """A message row moved to another session, still naming its entry: the entry names
+        its own session, so both sessions' accounts are short or wrong."""
         plain, last = log.sid("plain"), log.sid("last")
         log.run(
             "UPDATE messages SET session_id = :t, seq = 99 WHERE session_id = :s AND seq = 1",
