@@ -531,8 +531,8 @@ def _entries_of(
     store: Store, records: list[SessionRecord], sessions: _Sessions
 ) -> dict[str, list[AuditEntryRow]]:
     """Each session's entries, read together: those the session index finds (every kind but
-    message), the message entries its rows name, and those the log's first pass found for it
-    (``audit_entries_of`` and ``audit_entries_at`` per session, as a few queries for all)."""
+    message), the message entries its rows name, and those the log's first pass found for it:
+    a few queries for all of them."""
     ids = [r.session.id for r in records]
     named = {r.session.id: [m.entry for m in r.messages if m.entry is not None] for r in records}
     listed = {sid: sessions.messages.get(sid, []) for sid in ids}
@@ -555,8 +555,7 @@ def _check_session_rows(
     record = store.session(session_id)
     if record is None:
         return  # deleted since the list was read
-    found = store.audit_entries_of(session_id)
-    found += store.audit_entries_at(sessions.messages.get(session_id, []))
+    found = _entries_of(store, [record], sessions)[session_id]
     _check_record(record, found, sessions, result, size)
 
 

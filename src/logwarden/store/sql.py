@@ -575,19 +575,19 @@ class SqlStore:
 
     def audit_entries_about(self, session_ids: Sequence[str]) -> list[AuditEntryRow]:
         e = schema.audit_entries
-        rows: list[AuditEntryRow] = []
-        with _store_errors("read the audit log"), self._engine.connect() as conn:
-            for chunk in _chunks(sorted(set(session_ids))):
-                query = select(*e.c).where(e.c.session_id.in_(chunk), e.c.kind != "message")
-                rows.extend(_typed("audit_entries", AuditEntryRow, conn.execute(query)))
-        return sorted(rows, key=lambda row: row.idx)
+        return self._entries_in(e.c.session_id, session_ids, e.c.kind != "message")
 
     def audit_entries_at(self, indexes: Sequence[int]) -> list[AuditEntryRow]:
+        return self._entries_in(schema.audit_entries.c.idx, indexes)
+
+    def _entries_in(self, column: Any, values: Sequence[Any], *where: Any) -> list[AuditEntryRow]:
+        """The entries whose ``column`` holds one of ``values`` (and that meet ``where``), in
+        order: one query per chunk of values."""
         e = schema.audit_entries
         rows: list[AuditEntryRow] = []
         with _store_errors("read the audit log"), self._engine.connect() as conn:
-            for chunk in _chunks(sorted(set(indexes))):
-                query = select(*e.c).where(e.c.idx.in_(chunk))
+            for chunk in _chunks(sorted(set(values))):
+                query = select(*e.c).where(column.in_(chunk), *where)
                 rows.extend(_typed("audit_entries", AuditEntryRow, conn.execute(query)))
         return sorted(rows, key=lambda row: row.idx)
 
