@@ -21,6 +21,7 @@ from logwarden.audit.log import AuditLog, Publisher, file_publisher, url_publish
 from logwarden.clock import Clock, SystemClock
 from logwarden.config import Settings
 from logwarden.errors import DataDirError
+from logwarden.recorder.recorder import Recorder
 from logwarden.retention import Retention, RetentionPolicy
 from logwarden.store import SqlStore, Store
 from logwarden.vault import KeyStore, Vault, create_key_file, load_key_file
@@ -36,6 +37,7 @@ __all__ = [
     "lock_for_serving",
     "open_audit",
     "open_keystore",
+    "open_recorder",
     "open_retention",
     "open_store",
     "open_vault",
@@ -184,6 +186,21 @@ def open_retention(
         kek_rotation_days=settings.retention.kek_rotation_days,
         lock_path=settings.keys_dir / "retention.lock",
         disclose_preservation=settings.retention.receipts_disclose_preservation,
+    )
+
+
+def open_recorder(
+    settings: Settings, *, store: Store, vault: Vault, retention: Retention, audit: AuditLog
+) -> Recorder:
+    """The recorder with ``[recorder]``'s group commit: in the server, or in its writer
+    process (recorder/process.py)."""
+    return Recorder(
+        store=store,
+        vault=vault,
+        retention=retention,
+        audit=audit,
+        window=settings.recorder.commit_window_ms / 1000,
+        max_batch=settings.recorder.max_batch,
     )
 
 

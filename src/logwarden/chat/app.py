@@ -23,9 +23,16 @@ from logwarden.chat.receipts import receipt_routes
 from logwarden.chat.server import ChatServer
 from logwarden.clock import Clock, SystemClock
 from logwarden.config import SafetySettings, Settings
-from logwarden.datadir import open_audit, open_keystore, open_retention, open_store, open_vault
+from logwarden.datadir import (
+    open_audit,
+    open_keystore,
+    open_recorder,
+    open_retention,
+    open_store,
+    open_vault,
+)
 from logwarden.errors import AuditVerificationError, LogwardenError
-from logwarden.recorder import Recorder, RecorderProcess, SessionLog, UnsafeNoLogRecorder
+from logwarden.recorder import RecorderProcess, SessionLog, UnsafeNoLogRecorder
 from logwarden.retention import Retention
 from logwarden.safety import PiiDetector, RiskPolicy
 from logwarden.store import SessionEndRow, Store, WriteBatch
@@ -60,13 +67,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         # A clock given here (tests) could not be shared with another process.
         session_log = RecorderProcess(settings)
     else:
-        session_log = Recorder(
-            store=store,
-            vault=vault,
-            retention=retention,
-            audit=audit,
-            window=settings.recorder.commit_window_ms / 1000,
-            max_batch=settings.recorder.max_batch,
+        session_log = open_recorder(
+            settings, store=store, vault=vault, retention=retention, audit=audit
         )
     chat = ChatServer(
         settings=settings.chat,

@@ -300,12 +300,12 @@ async def _record(sock: socket.socket, settings: Settings) -> None:
     from logwarden.datadir import (
         open_audit,
         open_keystore,
+        open_recorder,
         open_retention,
         open_store,
         open_vault,
     )
     from logwarden.logging_setup import log_config
-    from logwarden.recorder.recorder import Recorder
 
     clock = SystemClock()
     keystore = open_keystore(settings)
@@ -314,16 +314,8 @@ async def _record(sock: socket.socket, settings: Settings) -> None:
     logging.config.dictConfig(log_config(level=settings.log_level, pseudonym=vault.pseudonym))
     store = open_store(settings)
     audit = open_audit(settings, store=store, clock=clock)
-    recorder = Recorder(
-        store=store,
-        vault=vault,
-        retention=open_retention(
-            settings, store=store, keystore=keystore, audit=audit, clock=clock
-        ),
-        audit=audit,
-        window=settings.recorder.commit_window_ms / 1000,
-        max_batch=settings.recorder.max_batch,
-    )
+    retention = open_retention(settings, store=store, keystore=keystore, audit=audit, clock=clock)
+    recorder = open_recorder(settings, store=store, vault=vault, retention=retention, audit=audit)
     recorder.start(asyncio.get_running_loop())
     reader, writer = await asyncio.open_connection(sock=sock)
     answers = _Answers(writer)
