@@ -492,25 +492,30 @@ def _check_rows(store: Store, sessions: _Sessions, result: Verification) -> None
     ordered = sorted(in_store)
     for start in range(0, len(ordered), _SESSIONS_PER_READ):
         chunk = ordered[start : start + _SESSIONS_PER_READ]
-        try:
-            records = {r.session.id: r for r in store.sessions(chunk)}
-            entries = _entries_of(store, list(records.values()), sessions)
-        except _MALFORMED:
-            # A row of another type stops the reading of them all: read each session on its
-            # own, so that the malformed one is named and the others are still checked.
-            for session_id in chunk:
-                check = partial(_check_session_rows, store, session_id, sessions, result, size)
-                _guarded(session_id, result, check)
-            continue
+        _check_sessions(store, chunk, sessions, result, size)
+        for session_id in chunk:  # checked: their message entries' indexes are not needed
+            sessions.messages.pop(session_id, None)
+
+
+def _check_sessions(
+    store: Store, chunk: list[str], sessions: _Sessions, result: Verification, size: int
+) -> None:
+    """The rows of these sessions against their entries, read together."""
+    try:
+        records = {r.session.id: r for r in store.sessions(chunk)}
+        entries = _entries_of(store, list(records.values()), sessions)
+    except _MALFORMED:
+        # A row of another type stops the reading of them all: read each session on its own,
+        # so that the malformed one is named and the others are still checked.
         for session_id in chunk:
-            record = records.get(session_id)
-            if record is not None:  # else deleted since the list was read
-                found = entries[session_id]
-                _guarded(
-                    session_id,
-                    result,
-                    partial(_check_record, record, found, sessions, result, size),
-                )
+            check = partial(_check_session_rows, store, session_id, sessions, result, size)
+            _guarded(session_id, result, check)
+        return
+    for session_id in chunk:
+        record = records.get(session_id)
+        if record is not None:  # else deleted since the list was read
+            check = partial(_check_record, record, entries[session_id], sessions, result, size)
+            _guarded(session_id, result, check)
 
 
 # Rows of the wrong type (text where bytes belong, JSON that is not JSON) are tampering too,
