@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from logwarden._frames import frame, read_frame
+from logwarden._frames import Outbox, frame, read_frame
 from logwarden.clock import SystemClock
 from logwarden.config import Settings
 from logwarden.errors import StoreError
@@ -56,8 +56,8 @@ class RecorderProcess:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._running: asyncio.Task[None] | None = None
-        self._outgoing: list[tuple[Any, ...]] = []  # records for the child, sent once a turn
-        self._flushing = False
+        # Records for the child, sent once a loop iteration while a child is up.
+        self._outbox = Outbox()
         self._waiting: dict[int, asyncio.Future[None]] = {}  # record number → its future
         self._numbers = 0
         self._up = False  # a child is connected and takes records
@@ -91,7 +91,7 @@ class RecorderProcess:
         """Let the child write everything it was given, answer it, and stop."""
         self._closing = True
         if self._up and self._writer is not None:
-            self._flush()
+            self._outbox.flush()
             self._writer.write(frame([("close",)]))
         if self._running is not None:
             # The child answers what it holds and exits; then the loop of _run ends.
@@ -192,20 +192,8 @@ class RecorderProcess:
             return future
         self._numbers += 1
         self._waiting[self._numbers] = future
-        self._outgoing.append((self._numbers, method, fields))
-        if not self._flushing:
-            self._flushing = True
-            self._loop.call_soon(self._flush)
+        self._outbox.add((self._numbers, method, fields))
         return future
-
-    def _flush(self) -> None:
-        self._flushing = False
-        if not self._outgoing or not self._up or self._writer is None:
-            return  # kept until the first child is up
-        records, self._outgoing = self._outgoing, []
-        # Unbounded on purpose: every record is also one the chat waits for (up to 32 a
-        # connection), so what is buffered here is bounded by the chat's own back-pressure.
-        self._writer.write(frame(records))
 
     def _answered(self, answers: list[tuple[int, str | None]]) -> None:
         for number, error in answers:
@@ -248,7 +236,8 @@ class RecorderProcess:
                 raise StoreError("the session log's writer process did not start")
             self._up, self._restarting = True, False
             self._started_at = time.monotonic()
-            self._flush()  # what came while it started
+            self._outbox.writer = self._writer
+            self._outbox.flush()  # what came while it started
             while True:
                 self._answered(await read_frame(reader))
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -256,6 +245,7 @@ class RecorderProcess:
                 log.error("the session log's writer process stopped; starting another")
         finally:
             self._up = False
+            self._outbox.writer = None
             self._writer.close()
             await asyncio.to_thread(self._stop_child)
 
@@ -268,7 +258,7 @@ class RecorderProcess:
 
     def _fail_waiting(self, reason: str) -> None:
         waiting, self._waiting = self._waiting, {}
-        self._outgoing.clear()
+        self._outbox.items.clear()
         for future in waiting.values():
             if not future.done():
                 future.set_exception(StoreError(reason))
@@ -318,8 +308,9 @@ async def _record(sock: socket.socket, settings: Settings) -> None:
     recorder = open_recorder(settings, store=store, vault=vault, retention=retention, audit=audit)
     recorder.start(asyncio.get_running_loop())
     reader, writer = await asyncio.open_connection(sock=sock)
-    answers = _Answers(writer)
-    answers.send([("ready",)])
+    writer.write(frame([("ready",)]))
+    answers = Outbox()
+    answers.writer = writer
     pending: set[asyncio.Future[None]] = set()
     try:
         while True:
@@ -333,7 +324,7 @@ async def _record(sock: socket.socket, settings: Settings) -> None:
                 outcome = asyncio.ensure_future(getattr(recorder, method)(**fields))
                 pending.add(outcome)
                 outcome.add_done_callback(pending.discard)
-                outcome.add_done_callback(partial(answers.add, number))
+                outcome.add_done_callback(partial(_answer, answers, number))
         if pending:
             await asyncio.wait(pending)
         answers.flush()
@@ -346,27 +337,7 @@ async def _record(sock: socket.socket, settings: Settings) -> None:
         keystore.close()
 
 
-class _Answers:
-    """The outcomes of records, sent once per loop iteration."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-        self._batch: list[tuple[int, str | None]] = []
-        self._flushing = False
-
-    def send(self, items: list[Any]) -> None:
-        if not self._writer.is_closing():
-            self._writer.write(frame(items))
-
-    def add(self, number: int, outcome: asyncio.Future[None]) -> None:
-        error = outcome.exception()
-        self._batch.append((number, None if error is None else str(error)))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        self._flushing = False
-        if self._batch:
-            batch, self._batch = self._batch, []
-            self.send(batch)
+def _answer(answers: Outbox, number: int, outcome: asyncio.Future[None]) -> None:
+    """Send record ``number``'s outcome: None once it is durable, else why it is not."""
+    error = outcome.exception()
+    answers.add((number, None if error is None else str(error)))

@@ -28,7 +28,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from logwarden._frames import frame, read_frame, read_frame_blocking
+from logwarden._frames import Outbox, frame, read_frame, read_frame_blocking
 from logwarden.safety.scoring import Assessment, ConversationRisk, RiskPolicy
 
 __all__ = ["RiskWorker"]
@@ -57,8 +57,7 @@ class RiskWorker:
         self._on_change = on_change
         self._on_done = on_done
         self._inline: dict[str, _Scored] | None = {} if inline else None
-        self._pending: list[tuple[Any, ...]] = []
-        self._flushing = False
+        self._outbox = Outbox()  # events for the worker process
         self._closed = False
         self._process: multiprocessing.process.BaseProcess | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -79,7 +78,8 @@ class RiskWorker:
         theirs.close()
         reader, self._writer = await asyncio.open_connection(sock=ours)
         self._reading = asyncio.get_running_loop().create_task(self._read(reader))
-        self._flush()  # what was observed while it started
+        self._outbox.writer = self._writer
+        self._outbox.flush()  # what was observed while it started
 
     def observe(
         self, session_id: str, seq: int, sender: str, text: str, kinds: Sequence[str]
@@ -90,7 +90,7 @@ class RiskWorker:
         if self._inline is not None:
             self._score_inline(session_id, seq, sender, text, kinds)
             return
-        self._queue(("m", session_id, seq, sender, text, tuple(kinds)))
+        self._outbox.add(("m", session_id, seq, sender, text, tuple(kinds)))
 
     def forget(self, session_id: str) -> None:
         """The session has ended: after what was observed of it, drop its state."""
@@ -100,7 +100,7 @@ class RiskWorker:
             self._inline.pop(session_id, None)
             self._on_done(session_id)
             return
-        self._queue(("end", session_id))
+        self._outbox.add(("end", session_id))
 
     async def settle(self) -> None:
         """Wait until everything observed so far has been answered (and acted on)."""
@@ -109,7 +109,7 @@ class RiskWorker:
         self._syncs += 1
         token = self._syncs
         done = self._synced[token] = asyncio.get_running_loop().create_future()
-        self._queue(("sync", token))
+        self._outbox.add(("sync", token))
         await done
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -130,21 +130,6 @@ class RiskWorker:
                 self._process.kill()
 
     # -- the worker's side of the socket ---------------------------------------------------
-
-    def _queue(self, event: tuple[Any, ...]) -> None:
-        self._pending.append(event)
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flushing = False
-        if self._inline is not None or self._writer is None or not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        # Unbounded on purpose: the worker scores tens of thousands of messages a second,
-        # several times what the server can relay, so the buffer stays small.
-        self._writer.write(frame(batch))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -174,7 +159,8 @@ class RiskWorker:
             return  # we closed it
         log.error("the risk scorer's process stopped; scoring in the server from now on")
         self._inline = {}
-        pending, self._pending = self._pending, []
+        self._outbox.writer = None
+        pending, self._outbox.items = self._outbox.items, []
         for event in pending:
             if event[0] == "m":
                 self._score_inline(*event[1:])
